@@ -1,0 +1,88 @@
+"""`coordinator`: the command the coordinator operator runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings, write_coordinator_toml
+from coordinator.demo import DemoOptions, run_demo
+from shared.cli_support import console, friendly_errors, setup_logging, version_callback
+
+app = typer.Typer(
+    name="coordinator",
+    help=(
+        "The fedsynth coordinator. It asks hospitals' site agents for synthetic CT made under "
+        "differential privacy, pools what they send, trains the shared diagnostic model, has every "
+        "site score it on its own real data, and publishes the pooled sets for researchers.\n\n"
+        "Start with `coordinator demo` to see a whole federation on phantom data on this machine, "
+        "or `coordinator init DIR` to set up a real coordinator."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=version_callback("coordinator"),
+            is_eager=True,
+            help="Show the installed version and exit.",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed log messages.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+@friendly_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the coordinator's settings and data.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing coordinator.toml.")] = False,
+) -> None:
+    """Set up a coordinator: writes DIR/coordinator.toml (with a comment on every setting) and its folders."""
+    target = write_coordinator_toml(directory, force=force)
+    load_coordinator_settings(target)
+    console.print(
+        f"Wrote [bold]{target}[/]. Review it, then pass --config {target} (or set {CONFIG_ENV_VAR})."
+    )
+
+
+@app.command("config")
+@friendly_errors
+def show_config(
+    config: Annotated[
+        Path | None, typer.Option("--config", help=f"Default: ${CONFIG_ENV_VAR}, then ./coordinator.toml.")
+    ] = None,
+) -> None:
+    """Check the settings file and show the settings in force (file plus FEDSYNTH_ variables)."""
+    console.print_json(load_coordinator_settings(config).model_dump_json())
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")] = Path(
+        "demo-output"
+    ),
+    cases: Annotated[int, typer.Option("--cases", help="Phantom studies per hospital.")] = 12,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the phantom patients.")] = 0,
+) -> None:
+    """Run a local federation on phantom data: phantom hospitals, their site agents, the coordinator.
+
+    Everything runs on this machine and writes only under --out. Re-running replaces the previous
+    demo folder (and refuses to touch a folder the demo did not create).
+    """
+    run_demo(DemoOptions(out=out, cases=cases, seed=seed), console)
+
+
+def main() -> None:
+    app()

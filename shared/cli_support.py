@@ -1,0 +1,53 @@
+"""What both command-line tools share: error reporting, logging set-up, version option."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from shared import __version__
+from shared.errors import FedsynthError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_USAGE = 2  # the input was wrong: fix it and run again
+console = Console()
+err_console = Console(stderr=True)
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn fedsynth's own errors into one clear line on stderr and exit code 2, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except FedsynthError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+    return wrapper
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def version_callback(program: str) -> Callable[[bool], None]:
+    def show(value: bool) -> None:
+        if value:
+            console.print(f"{program} {__version__}")
+            raise typer.Exit()
+
+    return show

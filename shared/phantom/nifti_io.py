@@ -1,0 +1,44 @@
+"""Lesion masks as NIfTI, aligned with the DICOM series they belong to.
+
+DICOM positions are LPS; NIfTI affines are RAS. Voxel (i, j, k) of the mask is column i, row j,
+slice k of the series (slices from feet to head), and the affine maps it to RAS millimetres, so any
+reader (nibabel, SimpleITK, 3D Slicer) overlays mask and series without guessing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from shared.phantom.grid import Grid
+
+
+def ras_affine(grid: Grid) -> NDArray[np.float64]:
+    dx, dy, dz = grid.spacing
+    x0, y0, z0 = grid.origin
+    return np.array(
+        [[-dx, 0.0, 0.0, -x0], [0.0, -dy, 0.0, -y0], [0.0, 0.0, dz, z0], [0.0, 0.0, 0.0, 1.0]],
+        dtype=np.float64,
+    )
+
+
+def write_mask(path: Path, mask: NDArray[np.uint8], grid: Grid) -> None:
+    """`mask` is [slice, row, column] like the phantom's volumes."""
+    image = nib.Nifti1Image(np.ascontiguousarray(mask.transpose(2, 1, 0)).astype(np.uint8), ras_affine(grid))
+    image.set_qform(ras_affine(grid), code=1)
+    image.set_sform(ras_affine(grid), code=1)
+    image.header.set_xyzt_units("mm")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}")
+    nib.save(image, tmp)
+    tmp.replace(path)
+
+
+def read_mask(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
+    """Back to [slice, row, column] plus the RAS affine."""
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).astype(np.uint8).transpose(2, 1, 0)
+    return data, image.affine

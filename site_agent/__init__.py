@@ -1,0 +1,1 @@
+"""The hospital side of fedsynth: ingest CT, train a private generator, export only synthetic data."""

@@ -1,0 +1,81 @@
+"""The site agent's settings: one `site.toml` per hospital, overridable by `FEDSYNTH_` variables.
+
+`site-agent init DIR --site-id ID` writes a commented file (see `site_agent.site_toml`); every other
+command loads it through `load_site_settings`. Relative paths are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.classes import DEFAULT_CLASSES, LabelSet
+from shared.settings import FileSettings, load_settings, resolve_config_path
+
+CONFIG_ENV_VAR = "FEDSYNTH_SITE_CONFIG"
+CONFIG_FILE_NAME = "site.toml"
+
+SiteId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SitePaths(_Section):
+    store: Path = Field(Path("store"), description="preprocessed real cases; never leaves the site")
+    incoming: Path = Field(Path("incoming"), description="where the DICOM receiver writes instances")
+    exports: Path = Field(Path("exports"), description="local copy of exactly what left the site")
+    ledger: Path = Field(Path("privacy/ledger.jsonl"), description="the privacy ledger")
+    models: Path = Field(Path("models"), description="generator checkpoints")
+    logs: Path = Field(Path("logs"), description="log files (no patient data is ever logged)")
+
+
+class SitePrivacy(_Section):
+    epsilon_cap: float = Field(10.0, gt=0, description="total epsilon this site will ever spend")
+    delta: float = Field(1e-5, gt=0, le=1e-5, description="largest delta per release")
+    accountant: Literal["rdp", "prv"] = "rdp"
+    allow_non_private_export: bool = Field(False, description="only for benchmarking on phantom data")
+
+
+class SitePreprocessing(_Section):
+    cube: int = Field(64, ge=16, le=256, description="edge of the cropped cube, in voxels")
+    spacing_mm: float = Field(2.0, gt=0, le=10)
+    window_hu: tuple[float, float] = (-160.0, 240.0)
+    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="real cases kept for evaluation only")
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> SitePreprocessing:
+        if self.window_hu[0] >= self.window_hu[1]:
+            raise ValueError("window_hu must be [low, high] with low < high")
+        return self
+
+
+class SiteCompute(_Section):
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class SiteSettings(FileSettings):
+    site_id: SiteId
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    paths: SitePaths = SitePaths()
+    privacy: SitePrivacy = SitePrivacy()
+    preprocessing: SitePreprocessing = SitePreprocessing()
+    compute: SiteCompute = SiteCompute()
+
+    @model_validator(mode="after")
+    def _valid_classes(self) -> SiteSettings:
+        LabelSet(self.classes)
+        return self
+
+
+def load_site_settings(config: Path | None = None) -> SiteSettings:
+    path = resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
+    return load_settings(
+        SiteSettings,
+        path,
+        hint="create one with `site-agent init DIR --site-id ID`, or pass --config PATH "
+        f"or set {CONFIG_ENV_VAR}",
+    )

@@ -1,0 +1,106 @@
+"""Writes the commented `site.toml` that `site-agent init` creates.
+
+The text is written by hand so each setting carries a comment a hospital IT person can act on;
+`tests/site_agent/test_config.py` checks it stays in step with `SiteSettings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.errors import FedsynthError
+from site_agent.config import CONFIG_FILE_NAME, SiteSettings
+
+TEMPLATE = """\
+# fedsynth site agent settings for site "{site_id}".
+# Written by `site-agent init`. Relative paths are relative to this file's folder.
+# Any setting can be overridden by an environment variable: FEDSYNTH_<SECTION>__<NAME>,
+# for example FEDSYNTH_PRIVACY__EPSILON_CAP=4.
+
+# The name the coordinator knows this site by. Letters, digits, '.', '_' and '-'.
+site_id = "{site_id}"
+
+# The diagnostic classes, in model output order. Change only together with the coordinator.
+classes = [{classes}]
+
+[paths]
+# Preprocessed real cases. Patient data: keep on encrypted storage, never share.
+store = "store"
+# Where the DICOM receiver (`site-agent receive`) writes incoming instances.
+incoming = "incoming"
+# A copy of exactly what left this site, for your own audit.
+exports = "exports"
+# The privacy ledger: every release and its privacy cost. Back it up; never edit it.
+ledger = "privacy/ledger.jsonl"
+# Generator checkpoints (trained on patient data: they stay here).
+models = "models"
+# Log files. No patient name, identifier, UID or path is ever written to them.
+logs = "logs"
+
+[privacy]
+# Total privacy budget (epsilon) this site will ever spend across all rounds.
+# Requests that would go over it are refused before any training starts.
+epsilon_cap = {epsilon_cap}
+# Largest delta per release (probability that the epsilon guarantee fails). At most 1e-5.
+delta = {delta}
+# Privacy accountant: "rdp" (Renyi DP) or "prv" (privacy random variables, tighter).
+accountant = "{accountant}"
+# Allow exporting from non-private (epsilon = infinity) training. Only for phantom benchmarks.
+allow_non_private_export = false
+
+[preprocessing]
+# Cases are cropped to a cube of `cube` voxels per edge at `spacing_mm`, centred on the mediastinum.
+cube = {cube}
+spacing_mm = {spacing_mm}
+# Hounsfield window scaled to [-1, 1].
+window_hu = [{window_lo}, {window_hi}]
+# Fraction of labelled cases kept aside as real held-out data for evaluating models here.
+holdout_fraction = {holdout_fraction}
+
+[compute]
+# "auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".
+device = "auto"
+"""
+
+
+class SiteExistsError(FedsynthError):
+    """`init` would overwrite an existing site.toml."""
+
+
+def render_site_toml(site_id: str) -> str:
+    defaults = SiteSettings(site_id=site_id)
+    return TEMPLATE.format(
+        site_id=defaults.site_id,
+        classes=", ".join(f'"{name}"' for name in defaults.classes),
+        epsilon_cap=defaults.privacy.epsilon_cap,
+        delta=defaults.privacy.delta,
+        accountant=defaults.privacy.accountant,
+        cube=defaults.preprocessing.cube,
+        spacing_mm=defaults.preprocessing.spacing_mm,
+        window_lo=defaults.preprocessing.window_hu[0],
+        window_hi=defaults.preprocessing.window_hu[1],
+        holdout_fraction=defaults.preprocessing.holdout_fraction,
+    )
+
+
+def write_site_toml(directory: Path, site_id: str, *, force: bool = False) -> Path:
+    """Create `directory/site.toml` and the folders it names; refuse to overwrite unless `force`."""
+    text = render_site_toml(site_id)  # validates site_id before touching the disk
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / CONFIG_FILE_NAME
+    if target.exists() and not force:
+        raise SiteExistsError(f"{target} already exists; pass --force to overwrite it")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    defaults = SiteSettings(site_id=site_id).paths
+    for folder in (
+        defaults.store,
+        defaults.incoming,
+        defaults.exports,
+        defaults.ledger.parent,
+        defaults.models,
+        defaults.logs,
+    ):
+        (directory / folder).mkdir(parents=True, exist_ok=True)
+    return target
