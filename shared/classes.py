@@ -40,7 +40,7 @@ DISPLAY_NAMES: dict[str, str] = {
 }
 
 
-class UnknownClassError(FedsynthError):
+class UnknownClassError(FedsynthError, ValueError):
     """A label that is not in the label set in force."""
 
 

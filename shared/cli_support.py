@@ -18,8 +18,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_USAGE = 2  # the input was wrong: fix it and run again
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # never break a path across lines
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:

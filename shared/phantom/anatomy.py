@@ -181,7 +181,7 @@ def paint_anatomy(
         Tissue.BLOOD,
         only=(Tissue.HEART,),
     )
-    thymus_hu = -75.0 + 25.0 * np.abs(fat_texture.sample(full))
+    thymus_hu = (-75.0 + 25.0 * np.abs(fat_texture.sample(full))).astype(np.float32)
     canvas.paint(
         Ellipsoid(body.p(0, -62, 28), (24.0 * body.width, 9.0 * body.depth, 30.0 * body.height)),
         thymus_hu,

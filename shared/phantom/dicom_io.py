@@ -191,7 +191,7 @@ def read_hu(paths: Sequence[Path]) -> tuple[NDArray[np.float32], list[Dataset]]:
     """Read a series back in slice-position order (for tests and previews of what was written)."""
     import pydicom
 
-    datasets = [pydicom.dcmread(p) for p in paths]
+    datasets: list[Dataset] = [pydicom.dcmread(p) for p in paths]
     datasets.sort(key=lambda d: float(d.ImagePositionPatient[2]))
     volume = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in datasets])
     return volume.astype(np.float32), datasets

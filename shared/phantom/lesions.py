@@ -250,8 +250,8 @@ def _neurogenic_tumour(canvas: Canvas, rng: np.random.Generator, body: Body, lm:
     elongated = rng.random() < 0.25  # sympathetic-chain type: spans several vertebral levels
     side = -1.0 if rng.random() < 0.5 else 1.0
     if elongated:
-        r = d / 2.0
-        radii = (r * float(rng.uniform(0.4, 0.6)), r * float(rng.uniform(0.4, 0.6)), r)
+        r = max(d, 55.0) / 2.0  # spans two or more vertebral levels
+        radii = (float(rng.uniform(8.0, 14.0)), float(rng.uniform(8.0, 14.0)), r)
     else:
         r = d / 2.0
         radii = (

@@ -8,6 +8,7 @@ reader (nibabel, SimpleITK, 3D Slicer) overlays mask and series without guessing
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -39,6 +40,6 @@ def write_mask(path: Path, mask: NDArray[np.uint8], grid: Grid) -> None:
 
 def read_mask(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
     """Back to [slice, row, column] plus the RAS affine."""
-    image = nib.load(path)
+    image = cast(nib.Nifti1Image, nib.load(path))
     data = np.asarray(image.dataobj).astype(np.uint8).transpose(2, 1, 0)
     return data, image.affine

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from pydicom.uid import UID, generate_uid
 
 from shared.phantom.anatomy import Body, Landmarks, paint_anatomy
 from shared.phantom.canvas import Canvas, Tissue
@@ -60,10 +61,9 @@ def case_rng(seed: int, profile: str, index: int, purpose: str = "patient") -> n
     return np.random.default_rng(np.random.SeedSequence(key))
 
 
-def make_uid(*parts: object) -> str:
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid(entropy_srcs=[str(p) for p in parts]))
+def make_uid(*parts: object) -> UID:
+    """A new UID under pydicom's root, reproducible from `parts` (so the same seed gives the same UIDs)."""
+    return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
 def make_identity(profile: ScannerProfile, seed: int, index: int, rng: np.random.Generator) -> Identity:

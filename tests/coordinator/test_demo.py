@@ -1,0 +1,41 @@
+"""`coordinator demo`, run as a real process: it drives real `site-agent` processes."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from site_agent.config import load_site_settings
+
+
+def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coordinator", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_demo_sets_up_a_coordinator_and_phantom_hospitals(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = coordinator("demo", "--out", str(out), "--cases", "2")
+    assert result.returncode == 0, result.stderr
+    assert (out / "coordinator" / "coordinator.toml").is_file()
+    for site in ("site_a", "site_b", "site_c", "site_d", "external"):
+        home = out / "sites" / site
+        assert load_site_settings(home / "site.toml").site_id == site
+        with (home / "phantom-dicom" / "labels.csv").open() as fh:
+            assert len(list(csv.DictReader(fh))) == 2
+        assert list((home / "phantom-dicom" / "preview").glob("*.png"))
+    assert (out / "sites" / "site_a" / "phantom-dicom" / "defects.csv").is_file()
+    assert "Not built yet" in result.stdout  # it says plainly what it did not do
+
+    again = coordinator("demo", "--out", str(out), "--cases", "1")  # re-running replaces its own folder
+    assert again.returncode == 0, again.stderr
+
+
+def test_demo_never_touches_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep")
+    result = coordinator("demo", "--out", str(tmp_path))
+    assert result.returncode == 2 and "was not made by the demo" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
