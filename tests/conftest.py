@@ -32,11 +32,15 @@ def phantom_site(tmp_path_factory: pytest.TempPathFactory) -> PhantomSummary:
     return write_phantom(request)
 
 
+# Variables that tell the tests where their data and services are, not product settings.
+TEST_INFRASTRUCTURE = {"FEDSYNTH_REAL_CT", "FEDSYNTH_TEST_POSTGRES_URL"}
+
+
 @pytest.fixture(autouse=True)
 def _no_fedsynth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests must not pick up settings from the developer's shell."""
     for name in list(os.environ):
-        if name.startswith("FEDSYNTH_"):
+        if name.startswith("FEDSYNTH_") and name not in TEST_INFRASTRUCTURE:
             monkeypatch.delenv(name)
 
 

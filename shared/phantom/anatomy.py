@@ -92,6 +92,7 @@ def paint_anatomy(
     full = grid.full()
     c = body.contrast
     fat_texture = SmoothField(rng, grid, 6.0)
+    soft_grain = fat_texture.sample(full)  # one texture for fat, muscle and thymus: sampled once
 
     # Table under the patient, body outline, skin, fat, chest wall muscle.
     table_y = body.half_depth + 12.0
@@ -106,10 +107,10 @@ def paint_anatomy(
     canvas.paint(
         None, nominal(Tissue.SKIN, c, rng), Tissue.SKIN, window=full, mask=_ellipse(full, 0, 0, a, b)
     )
-    fat_hu = nominal(Tissue.SUBCUTANEOUS_FAT, c, rng) + 6.0 * fat_texture.sample(full)
+    fat_hu = nominal(Tissue.SUBCUTANEOUS_FAT, c, rng) + 6.0 * soft_grain
     canvas.paint(None, fat_hu, Tissue.SUBCUTANEOUS_FAT, window=full, mask=_ellipse(full, 0, 0, a - 2, b - 2))
     wall = body.fat_mm + 2.0
-    muscle_hu = nominal(Tissue.MUSCLE, c, rng) + 3.0 * fat_texture.sample(full)
+    muscle_hu = nominal(Tissue.MUSCLE, c, rng) + 3.0 * soft_grain
     canvas.paint(None, muscle_hu, Tissue.MUSCLE, window=full, mask=_ellipse(full, 0, 0, a - wall, b - wall))
 
     # Thoracic cavity: an ellipse inside the chest wall that narrows to the lung apices.
@@ -145,7 +146,7 @@ def paint_anatomy(
     )  # dependent (posterior) lung is denser
     lungs = cavity & above & (np.abs(full.x) > med_half)
     canvas.paint(None, lung_hu, Tissue.LUNG, window=full, mask=lungs)
-    med_fat_hu = nominal(Tissue.MEDIASTINAL_FAT, c, rng) + 6.0 * fat_texture.sample(full)
+    med_fat_hu = nominal(Tissue.MEDIASTINAL_FAT, c, rng) + 6.0 * soft_grain
     canvas.paint(
         None,
         med_fat_hu,
@@ -181,7 +182,7 @@ def paint_anatomy(
         Tissue.BLOOD,
         only=(Tissue.HEART,),
     )
-    thymus_hu = (-75.0 + 25.0 * np.abs(fat_texture.sample(full))).astype(np.float32)
+    thymus_hu = (-75.0 + 25.0 * np.abs(soft_grain)).astype(np.float32)
     canvas.paint(
         Ellipsoid(body.p(0, -62, 28), (24.0 * body.width, 9.0 * body.depth, 30.0 * body.height)),
         thymus_hu,

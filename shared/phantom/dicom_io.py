@@ -149,12 +149,21 @@ def _base_dataset(
     ds.PatientBirthDate = identity.birth_date
     ds.PatientSex = identity.patient_sex
     ds.BodyPartExamined = "CHEST"
+    ds.PatientAge = identity.patient_age
+    ds.PatientWeight = identity.patient_weight
     ds.SliceThickness = _ds(spec.slice_thickness)
+    ds.SpacingBetweenSlices = _ds(spec.slice_thickness)
+    ds.ProtocolName = "CHEST ROUTINE"
+    ds.SoftwareVersions = "FEDSYNTH-PHANTOM"
+    ds.ReconstructionDiameter = _ds(spec.pixel_spacing * spec.hu.shape[2])
     ds.PatientPosition = "HFS"
     if is_ct:
         ds.KVP = _ds(profile.kvp)
         ds.ConvolutionKernel = spec.kernel or profile.kernel
         ds.GantryDetectorTilt = _ds(spec.gantry_tilt)
+        ds.TableHeight = "160"
+        ds.XRayTubeCurrent = 200
+        ds.CTDIvol = 8.5
         ds.RescaleIntercept = _ds(intercept)
         ds.RescaleSlope = "1"
         ds.RescaleType = "HU"

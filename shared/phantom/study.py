@@ -29,6 +29,8 @@ class Identity:
     patient_id: str
     patient_sex: str
     birth_date: str
+    patient_age: str
+    patient_weight: str
     study_date: str
     accession: str
     study_uid: str
@@ -73,6 +75,8 @@ def make_identity(profile: ScannerProfile, seed: int, index: int, rng: np.random
         patient_id=f"FSPH-{profile.name}-{seed}-{index:04d}",
         patient_sex=str(rng.choice(["F", "M"])),
         birth_date=f"{year}0101",
+        patient_age=f"{2026 - year:03d}Y",
+        patient_weight=str(int(rng.integers(45, 110))),
         study_date=f"2026{int(rng.integers(1, 13)):02d}{int(rng.integers(1, 29)):02d}",
         accession=f"ACC{seed % 100000:05d}{index:05d}",
         study_uid=make_uid("study", profile.name, seed, index),

@@ -28,18 +28,23 @@ class SmoothField:
         self.coarse = coarse
 
     def sample(self, w: Window) -> FloatArray:
-        out = self.coarse
-        # Interpolate along z, then y, then x: each pass shrinks one axis to the window's size.
-        for array_axis, coord in ((0, w.z.ravel()), (1, w.y.ravel()), (2, w.x.ravel())):
-            n = 2 - array_axis
-            pos = (coord - self.lo[n]) / self.step
-            base = np.clip(np.floor(pos).astype(np.int64), 0, out.shape[array_axis] - 2)
-            frac = (pos - base).astype(np.float32)
-            shape = [1, 1, 1]
-            shape[array_axis] = -1
-            frac = frac.reshape(shape)
-            out = (
-                np.take(out, base, axis=array_axis) * (1 - frac)
-                + np.take(out, base + 1, axis=array_axis) * frac
-            )
-        return out.astype(np.float32, copy=False)
+        # Linear interpolation along one axis is a matrix with two non-zeros a row, so each pass is a
+        # small matrix product (BLAS) instead of gathers and full-size temporaries.
+        wz, wy, wx = (
+            self._weights(n, coord) for n, coord in ((2, w.z.ravel()), (1, w.y.ravel()), (0, w.x.ravel()))
+        )
+        out = np.tensordot(wz, self.coarse, axes=(1, 0))  # (nz, cy, cx)
+        out = np.matmul(wy, out)  # (nz, ny, cx)
+        return np.matmul(out, wx.T)  # (nz, ny, nx)
+
+    def _weights(self, n: int, coord: FloatArray) -> FloatArray:
+        """Interpolation matrix from the coarse lattice to `coord` along patient axis n."""
+        size = self.coarse.shape[2 - n]
+        pos = (coord.astype(np.float64) - self.lo[n]) / self.step
+        base = np.clip(np.floor(pos).astype(np.int64), 0, size - 2)
+        frac = np.clip(pos - base, 0.0, 1.0)
+        weights = np.zeros((coord.size, size), dtype=np.float32)
+        rows = np.arange(coord.size)
+        weights[rows, base] = 1.0 - frac
+        weights[rows, base + 1] = frac
+        return weights

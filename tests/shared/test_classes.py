@@ -16,7 +16,7 @@ def test_default_classes_are_the_six_of_the_design_in_model_order() -> None:
 
 
 def test_unknown_class_error_lists_the_valid_ones() -> None:
-    with pytest.raises(UnknownClassError, match="lymphoma.*normal, thymoma"):
+    with pytest.raises(UnknownClassError, match=r"lymphoma.*normal, thymoma"):
         DEFAULT_LABEL_SET.index("lymphoma")
 
 

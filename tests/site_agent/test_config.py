@@ -83,7 +83,7 @@ def test_config_path_comes_from_the_option_then_the_variable_then_the_folder(tmp
 
 
 def test_missing_and_malformed_files_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist.*site-agent init"):
+    with pytest.raises(ConfigError, match=r"does not exist.*site-agent init"):
         load_site_settings(tmp_path / "nope.toml")
     bad = tmp_path / "site.toml"
     bad.write_text("site_id = 'a'\n[privacy\n")

@@ -36,7 +36,7 @@ def test_four_training_profiles_and_an_external_one_that_differ_in_every_axis() 
 
 
 def test_unknown_profile_is_named_in_the_error() -> None:
-    with pytest.raises(PhantomError, match="'site_z'.*site_a"):
+    with pytest.raises(PhantomError, match=r"'site_z'.*site_a"):
         get_profile("site_z")
 
 
