@@ -3,12 +3,15 @@
 Two sizes: realistic (512 x 512, 1 mm and 2 mm slices over the whole thorax, as hospitals send)
 and demo (96 x 96, 5 mm slices, what the demo and tests use). For each, the median over repeats of
 the time to generate one study in memory and to write it as DICOM plus its NIfTI mask, studies per
-second and megabytes of DICOM per second. Results go to bench/results/phantom.json.
+second and megabytes of DICOM per second. Then a whole phantom hospital at realistic size written
+with one worker process and with one per core, in the same run, for the speed-up `--jobs` gives.
+Results go to bench/results/phantom.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.common import peak_rss_mb, write_result
-from shared.phantom import PROFILES, generate_study
+from shared.phantom import PROFILES, PhantomRequest, generate_study, write_phantom
 from shared.phantom.dicom_io import spec_for_study, write_series
 from shared.phantom.nifti_io import write_mask
 
@@ -64,6 +67,26 @@ def measure(size: dict, repeats: int, scratch: Path) -> dict:
     }
 
 
+def measure_jobs(cases: int, scratch: Path) -> dict:
+    cores = os.cpu_count() or 1
+    seconds = {}
+    for jobs in sorted({1, cores}):
+        out = scratch / f"jobs{jobs}"
+        request = PhantomRequest(
+            out=out, cases=cases, profile="external", seed=5, matrix=512, slice_mm=2.0, jobs=jobs
+        )
+        t0 = time.perf_counter()
+        write_phantom(request)
+        seconds[jobs] = time.perf_counter() - t0
+        shutil.rmtree(out)
+    return {
+        "cases": cases,
+        "size": "512 x 512, 2 mm (external)",
+        "seconds_by_jobs": {str(k): round(v, 2) for k, v in seconds.items()},
+        "speedup": round(seconds[1] / seconds[cores], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="studies per realistic size (demo size: 4x)")
@@ -74,7 +97,9 @@ def main() -> None:
             repeats = args.repeats * (4 if name == "demo" else 1)
             results[name] = measure(size, repeats, Path(tmp))
             print(f"{name}: {results[name]}")
-    path = write_result("phantom", {"sizes": results, "peak_rss_mb": round(peak_rss_mb(), 1)})
+        jobs = measure_jobs(2 * args.repeats, Path(tmp))
+        print(f"jobs: {jobs}")
+    path = write_result("phantom", {"sizes": results, "jobs": jobs, "peak_rss_mb": round(peak_rss_mb(), 1)})
     print(f"wrote {path}")
 
 

@@ -112,6 +112,13 @@ def phantom(
             "--shuffle/--no-shuffle", help="Write files in random order. Default: as the profile does."
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            help="Studies made at once, in worker processes. Helps at --matrix 512, where each takes ~3 GB.",
+        ),
+    ] = 1,
     list_profiles: Annotated[
         bool, typer.Option("--list-profiles", help="Show the available profiles and exit.")
     ] = False,
@@ -138,6 +145,7 @@ def phantom(
         shuffle=shuffle,
         defects=defects,
         preview=preview,
+        jobs=jobs,
     )
     total = cases + (len(DEFECTS) if defects else 0)
     with Progress(

@@ -8,11 +8,14 @@ an existing one.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -44,6 +47,8 @@ DEFECT_COLUMNS = ("folder", "study_uid", "defect", "detail", "expected")
 MAX_CASES = 10_000
 
 Progress = Callable[[str], None]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class PhantomRequest:
     shuffle: bool | None = None  # None: as the profile does
     defects: bool = False
     preview: bool = False
+    jobs: int = 1  # worker processes; each study is seeded on its own, so the output does not depend on it
 
 
 @dataclass
@@ -84,9 +90,11 @@ def assign_labels(request: PhantomRequest) -> list[str]:
 
 
 def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> PhantomSummary:
-    profile = get_profile(request.profile)
+    get_profile(request.profile)  # an unknown profile fails here, before anything is written
     if not 1 <= request.cases <= MAX_CASES:
         raise PhantomError(f"--cases must be between 1 and {MAX_CASES}, got {request.cases}")
+    if request.jobs < 1:
+        raise PhantomError(f"--jobs must be at least 1, got {request.jobs}")
     out = request.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PhantomError(f"output folder {out} already exists and is not empty; choose a new folder")
@@ -95,75 +103,40 @@ def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> 
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
-    shuffle = profile.shuffled if request.shuffle is None else request.shuffle
     notify = progress or (lambda _message: None)
+    labels = assign_labels(request)
+    first_of_class = {label: labels.index(label) + 1 for label in set(labels)}
+    cases = [
+        _Case(request, staging, index, label, preview=request.preview and first_of_class[label] == index)
+        for index, label in enumerate(labels, start=1)
+    ]
+    defects = (
+        [_Defect(request, staging, n, name) for n, name in enumerate(DEFECTS)] if request.defects else []
+    )
     try:
         summary = PhantomSummary(out, 0, 0, 0, {c: 0 for c in DEFAULT_CLASSES})
-        rows: list[dict[str, object]] = []
-        previewed: set[str] = set()
-        for index, label in enumerate(assign_labels(request), start=1):
-            study = generate_study(
-                profile,
-                label,
-                seed=request.seed,
-                index=index,
-                matrix=request.matrix,
-                slice_mm=request.slice_mm,
-            )
-            folder = staging / study.identity.folder
-            shuffle_rng = case_rng(request.seed, profile.name, index, "file-order") if shuffle else None
-            paths = write_series(
-                folder,
-                spec_for_study(study),
-                study.identity,
-                profile,
-                contrast=study.body.contrast,
-                shuffle_rng=shuffle_rng,
-            )
-            mask_rel = f"masks/{study.identity.folder}.nii.gz"
-            write_mask(staging / mask_rel, study.mask, study.grid)
-            if request.preview and label not in previewed:
-                write_preview(study, staging / "preview" / f"{label}.png")
-                previewed.add(label)
-            lesion = study.lesion
-            rows.append(
-                {
-                    "study_uid": study.identity.study_uid,
-                    "label": label,
-                    "profile": profile.name,
-                    "folder": study.identity.folder,
-                    "mask": mask_rel,
-                    "subtype": lesion.subtype,
-                    "compartment": lesion.compartment,
-                    "diameter_mm": f"{lesion.diameter_mm:.1f}",
-                    "features": ";".join(lesion.features),
-                    "contrast": int(study.body.contrast),
-                    "slices": study.grid.shape[0],
-                    "pixel_spacing_mm": f"{study.grid.spacing[0]:.4f}",
-                    "slice_spacing_mm": f"{study.grid.spacing[2]:.4f}",
-                }
-            )
-            summary.studies += 1
-            summary.files += len(paths)
-            summary.bytes += sum(p.stat().st_size for p in paths)
-            summary.class_counts[label] += 1
-            notify(f"study {index}/{request.cases}: {label}")
-        _write_csv(staging / "labels.csv", LABEL_COLUMNS, rows)
-
+        rows: dict[int, dict[str, object]] = {}
+        records: dict[int, DefectRecord] = {}
+        with _executor(request.jobs) as pool:
+            futures: dict[Future[Any], _Case | _Defect] = {pool.submit(_write_case, c): c for c in cases}
+            futures.update({pool.submit(_write_defect, defect): defect for defect in defects})
+            for done, future in enumerate(as_completed(futures), start=1):
+                task = futures[future]
+                if isinstance(task, _Case):
+                    row, files, size = future.result()
+                    rows[task.index] = row
+                    summary.studies += 1
+                    summary.files += files
+                    summary.bytes += size
+                    summary.class_counts[task.label] += 1
+                    notify(f"study {task.index}/{request.cases}: {task.label} ({done}/{len(futures)})")
+                else:
+                    records[task.number] = future.result()
+                    notify(f"defect {task.name} ({done}/{len(futures)})")
+        # Rows in case order whatever order the workers finished in: same seed, same files.
+        _write_csv(staging / "labels.csv", LABEL_COLUMNS, [rows[i] for i in sorted(rows)])
         if request.defects:
-            defect_rng = case_rng(request.seed, profile.name, 0, "defect-labels")
-            for n, (name, make) in enumerate(DEFECTS.items()):
-                label = str(defect_rng.choice(DEFAULT_CLASSES[1:]))
-                study = generate_study(
-                    profile,
-                    label,
-                    seed=request.seed,
-                    index=request.cases + 1 + n,
-                    matrix=request.matrix,
-                    slice_mm=request.slice_mm,
-                )
-                summary.defects.append(make(study, staging / f"defect_{name}"))
-                notify(f"defect {n + 1}/{len(DEFECTS)}: {name}")
+            summary.defects = [records[n] for n in sorted(records)]
             _write_csv(
                 staging / "defects.csv",
                 DEFECT_COLUMNS,
@@ -175,6 +148,105 @@ def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> 
         raise
     summary.previews = sorted((out / "preview").glob("*.png")) if request.preview else []
     return summary
+
+
+@dataclass(frozen=True)
+class _Case:
+    request: PhantomRequest
+    staging: Path
+    index: int
+    label: str
+    preview: bool
+
+
+@dataclass(frozen=True)
+class _Defect:
+    request: PhantomRequest
+    staging: Path
+    number: int
+    name: str
+
+
+class _InProcess(Executor):
+    """`--jobs 1`: run each task right here, in order, with no worker processes to start."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def _executor(jobs: int) -> Executor:
+    if jobs == 1:
+        return _InProcess()
+    # Forked from a clean server process with the phantom already imported: workers start in
+    # milliseconds and never inherit this process's BLAS threads (plain fork can deadlock on them).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["shared.phantom.dataset"])
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+
+def _write_case(case: _Case) -> tuple[dict[str, object], int, int]:
+    request, profile = case.request, get_profile(case.request.profile)
+    study = generate_study(
+        profile,
+        case.label,
+        seed=request.seed,
+        index=case.index,
+        matrix=request.matrix,
+        slice_mm=request.slice_mm,
+    )
+    shuffle = profile.shuffled if request.shuffle is None else request.shuffle
+    shuffle_rng = case_rng(request.seed, profile.name, case.index, "file-order") if shuffle else None
+    paths = write_series(
+        case.staging / study.identity.folder,
+        spec_for_study(study),
+        study.identity,
+        profile,
+        contrast=study.body.contrast,
+        shuffle_rng=shuffle_rng,
+    )
+    mask_rel = f"masks/{study.identity.folder}.nii.gz"
+    write_mask(case.staging / mask_rel, study.mask, study.grid)
+    if case.preview:
+        write_preview(study, case.staging / "preview" / f"{case.label}.png")
+    lesion = study.lesion
+    row: dict[str, object] = {
+        "study_uid": study.identity.study_uid,
+        "label": case.label,
+        "profile": profile.name,
+        "folder": study.identity.folder,
+        "mask": mask_rel,
+        "subtype": lesion.subtype,
+        "compartment": lesion.compartment,
+        "diameter_mm": f"{lesion.diameter_mm:.1f}",
+        "features": ";".join(lesion.features),
+        "contrast": int(study.body.contrast),
+        "slices": study.grid.shape[0],
+        "pixel_spacing_mm": f"{study.grid.spacing[0]:.4f}",
+        "slice_spacing_mm": f"{study.grid.spacing[2]:.4f}",
+    }
+    return row, len(paths), sum(p.stat().st_size for p in paths)
+
+
+def _write_defect(defect: _Defect) -> DefectRecord:
+    request, profile = defect.request, get_profile(defect.request.profile)
+    # Each defect's class comes from its own generator, so results do not depend on worker order.
+    label = str(
+        case_rng(request.seed, profile.name, defect.number, "defect-label").choice(DEFAULT_CLASSES[1:])
+    )
+    study = generate_study(
+        profile,
+        label,
+        seed=request.seed,
+        index=request.cases + 1 + defect.number,
+        matrix=request.matrix,
+        slice_mm=request.slice_mm,
+    )
+    return DEFECTS[defect.name](study, defect.staging / f"defect_{defect.name}")
 
 
 def _replace_empty(staging: Path, out: Path) -> None:

@@ -36,3 +36,30 @@ def test_different_seeds_give_different_patients() -> None:
     assert a.lesion.center != b.lesion.center
     if a.hu.shape == b.hu.shape:
         assert not np.array_equal(a.hu, b.hu)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_worker_processes_write_exactly_what_one_process_writes(tmp_path: Path) -> None:
+    trees = []
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        write_phantom(
+            PhantomRequest(
+                out=out,
+                cases=3,
+                profile="site_d",
+                seed=9,
+                matrix=48,
+                slice_mm=8.0,
+                defects=True,
+                preview=True,
+                jobs=jobs,
+            )
+        )
+        trees.append(_tree(out))
+    assert trees[0].keys() == trees[1].keys()
+    different = [name for name in trees[0] if trees[0][name] != trees[1][name]]
+    assert different == []
