@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings, write_coordinator_toml
+from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
+from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo import DemoOptions, run_demo
-from shared.cli_support import console, friendly_errors, setup_logging, version_callback
+from shared.cli_support import console, friendly_errors, root_options
 
 app = typer.Typer(
     name="coordinator",
@@ -23,23 +24,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    # A traceback must never print local variables: they can hold patient data.
+    pretty_exceptions_show_locals=False,
 )
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=version_callback("coordinator"),
-            is_eager=True,
-            help="Show the installed version and exit.",
-        ),
-    ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed log messages.")] = False,
-) -> None:
-    setup_logging(verbose)
+app.callback()(root_options("coordinator"))
 
 
 @app.command()

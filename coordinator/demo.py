@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from coordinator.config import write_coordinator_toml
+from coordinator.coordinator_toml import write_coordinator_toml
 from shared.classes import DEFAULT_CLASSES
 from shared.errors import FedsynthError
 from shared.phantom import TRAINING_PROFILES, get_profile

@@ -1,12 +1,10 @@
 """What both command-line tools share: error reporting, logging set-up, version option."""
 
-from __future__ import annotations
-
 import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -51,3 +49,23 @@ def version_callback(program: str) -> Callable[[bool], None]:
             raise typer.Exit()
 
     return show
+
+
+def root_options(program: str) -> Callable[..., None]:
+    """The options every fedsynth command accepts before its sub-command: --version and --verbose."""
+
+    def root(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version",
+                callback=version_callback(program),
+                is_eager=True,
+                help="Show the installed version and exit.",
+            ),
+        ] = False,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed log messages.")] = False,
+    ) -> None:
+        setup_logging(verbose)
+
+    return root

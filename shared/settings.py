@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import FedsynthError
@@ -25,6 +26,16 @@ ENV_NESTED = "__"
 
 class ConfigError(FedsynthError):
     """A settings file or environment variable is missing, unreadable or invalid."""
+
+
+class SettingsFileExistsError(ConfigError):
+    """`init` would overwrite a settings file that is already there."""
+
+
+class SettingsSection(BaseModel):
+    """One [section] of a settings file: unknown keys are errors, values never change once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FileSettings(BaseSettings):
@@ -115,3 +126,19 @@ def _resolve_paths(model: Any, base: Path) -> Any:
             if resolved is not value:
                 updates[name] = resolved
     return model.model_copy(update=updates) if updates else model
+
+
+def write_settings_file(target: Path, text: str, *, force: bool, folders: Iterable[Path]) -> Path:
+    """Write a new settings file atomically and create the folders it names (relative to its folder).
+
+    Refuses to replace an existing file unless `force`: it may hold a hospital's own choices.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not force:
+        raise SettingsFileExistsError(f"{target} already exists; pass --force to overwrite it")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    for folder in folders:
+        (target.parent / folder).mkdir(parents=True, exist_ok=True)
+    return target

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared.classes import DEFAULT_CLASSES
-from shared.cli_support import console, friendly_errors, setup_logging, version_callback
+from shared.cli_support import console, friendly_errors, root_options
 from shared.phantom import PROFILES, PhantomRequest, write_phantom
 from shared.phantom.defects import DEFECTS
 from shared.phantom.profiles import PhantomError
@@ -30,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    # A traceback must never print local variables: they can hold patient data.
+    pretty_exceptions_show_locals=False,
 )
 
 ConfigOption = Annotated[
@@ -38,20 +40,7 @@ ConfigOption = Annotated[
 ]
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=version_callback("site-agent"),
-            is_eager=True,
-            help="Show the installed version and exit.",
-        ),
-    ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show detailed log messages.")] = False,
-) -> None:
-    setup_logging(verbose)
+app.callback()(root_options("site-agent"))
 
 
 @app.command()

@@ -7,24 +7,19 @@ command loads it through `load_site_settings`. Relative paths are relative to th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from shared.classes import DEFAULT_CLASSES, LabelSet
-from shared.settings import FileSettings, load_settings, resolve_config_path
+from shared.schemas.common import Identifier
+from shared.settings import FileSettings, SettingsSection, load_settings, resolve_config_path
 
 CONFIG_ENV_VAR = "FEDSYNTH_SITE_CONFIG"
 CONFIG_FILE_NAME = "site.toml"
 
-SiteId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SitePaths(_Section):
+class SitePaths(SettingsSection):
     store: Path = Field(Path("store"), description="preprocessed real cases; never leaves the site")
     incoming: Path = Field(Path("incoming"), description="where the DICOM receiver writes instances")
     exports: Path = Field(Path("exports"), description="local copy of exactly what left the site")
@@ -33,14 +28,14 @@ class SitePaths(_Section):
     logs: Path = Field(Path("logs"), description="log files (no patient data is ever logged)")
 
 
-class SitePrivacy(_Section):
+class SitePrivacy(SettingsSection):
     epsilon_cap: float = Field(10.0, gt=0, description="total epsilon this site will ever spend")
     delta: float = Field(1e-5, gt=0, le=1e-5, description="largest delta per release")
     accountant: Literal["rdp", "prv"] = "rdp"
     allow_non_private_export: bool = Field(False, description="only for benchmarking on phantom data")
 
 
-class SitePreprocessing(_Section):
+class SitePreprocessing(SettingsSection):
     cube: int = Field(64, ge=16, le=256, description="edge of the cropped cube, in voxels")
     spacing_mm: float = Field(2.0, gt=0, le=10)
     window_hu: tuple[float, float] = (-160.0, 240.0)
@@ -53,12 +48,12 @@ class SitePreprocessing(_Section):
         return self
 
 
-class SiteCompute(_Section):
+class SiteCompute(SettingsSection):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class SiteSettings(FileSettings):
-    site_id: SiteId
+    site_id: Identifier  # the same rule as every identifier that crosses to the coordinator
     classes: tuple[str, ...] = DEFAULT_CLASSES
     paths: SitePaths = SitePaths()
     privacy: SitePrivacy = SitePrivacy()

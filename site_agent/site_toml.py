@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.errors import FedsynthError
+from shared.settings import write_settings_file
 from site_agent.config import CONFIG_FILE_NAME, SiteSettings
 
 TEMPLATE = """\
@@ -63,10 +63,6 @@ device = "auto"
 """
 
 
-class SiteExistsError(FedsynthError):
-    """`init` would overwrite an existing site.toml."""
-
-
 def render_site_toml(site_id: str) -> str:
     defaults = SiteSettings(site_id=site_id)
     return TEMPLATE.format(
@@ -86,21 +82,6 @@ def render_site_toml(site_id: str) -> str:
 def write_site_toml(directory: Path, site_id: str, *, force: bool = False) -> Path:
     """Create `directory/site.toml` and the folders it names; refuse to overwrite unless `force`."""
     text = render_site_toml(site_id)  # validates site_id before touching the disk
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CONFIG_FILE_NAME
-    if target.exists() and not force:
-        raise SiteExistsError(f"{target} already exists; pass --force to overwrite it")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    defaults = SiteSettings(site_id=site_id).paths
-    for folder in (
-        defaults.store,
-        defaults.incoming,
-        defaults.exports,
-        defaults.ledger.parent,
-        defaults.models,
-        defaults.logs,
-    ):
-        (directory / folder).mkdir(parents=True, exist_ok=True)
-    return target
+    paths = SiteSettings(site_id=site_id).paths
+    folders = (paths.store, paths.incoming, paths.exports, paths.ledger.parent, paths.models, paths.logs)
+    return write_settings_file(directory / CONFIG_FILE_NAME, text, force=force, folders=folders)

@@ -34,7 +34,6 @@ class Tissue(IntEnum):
     BONE_CANCELLOUS = 16
     SPINAL_CANAL = 17
     DISC = 18
-    CARTILAGE = 19
     ABDOMEN = 20
     EFFUSION = 21
     LESION = 22

@@ -11,11 +11,11 @@ import csv
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +47,6 @@ DEFECT_COLUMNS = ("folder", "study_uid", "defect", "detail", "expected")
 MAX_CASES = 10_000
 
 Progress = Callable[[str], None]
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,14 +96,10 @@ def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> 
     out = request.out
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PhantomError(f"output folder {out} already exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
     notify = progress or (lambda _message: None)
     labels = assign_labels(request)
     first_of_class = {label: labels.index(label) + 1 for label in set(labels)}
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     cases = [
         _Case(request, staging, index, label, preview=request.preview and first_of_class[label] == index)
         for index, label in enumerate(labels, start=1)
@@ -113,26 +107,24 @@ def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> 
     defects = (
         [_Defect(request, staging, n, name) for n, name in enumerate(DEFECTS)] if request.defects else []
     )
+    _fresh_staging(out, staging)
     try:
         summary = PhantomSummary(out, 0, 0, 0, {c: 0 for c in DEFAULT_CLASSES})
         rows: dict[int, dict[str, object]] = {}
         records: dict[int, DefectRecord] = {}
-        with _executor(request.jobs) as pool:
-            futures: dict[Future[Any], _Case | _Defect] = {pool.submit(_write_case, c): c for c in cases}
-            futures.update({pool.submit(_write_defect, defect): defect for defect in defects})
-            for done, future in enumerate(as_completed(futures), start=1):
-                task = futures[future]
-                if isinstance(task, _Case):
-                    row, files, size = future.result()
-                    rows[task.index] = row
-                    summary.studies += 1
-                    summary.files += files
-                    summary.bytes += size
-                    summary.class_counts[task.label] += 1
-                    notify(f"study {task.index}/{request.cases}: {task.label} ({done}/{len(futures)})")
-                else:
-                    records[task.number] = future.result()
-                    notify(f"defect {task.name} ({done}/{len(futures)})")
+        tasks: list[_Case | _Defect] = [*cases, *defects]
+        for done, (task, result) in enumerate(_run(tasks, request.jobs), start=1):
+            if isinstance(task, _Case):
+                row, files, size = result
+                rows[task.index] = row
+                summary.studies += 1
+                summary.files += files
+                summary.bytes += size
+                summary.class_counts[task.label] += 1
+                notify(f"study {task.index}/{request.cases}: {task.label} ({done}/{len(tasks)})")
+            else:
+                records[task.number] = result
+                notify(f"defect {task.name} ({done}/{len(tasks)})")
         # Rows in case order whatever order the workers finished in: same seed, same files.
         _write_csv(staging / "labels.csv", LABEL_COLUMNS, [rows[i] for i in sorted(rows)])
         if request.defects:
@@ -142,7 +134,9 @@ def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> 
                 DEFECT_COLUMNS,
                 [{c: getattr(d, c) for c in DEFECT_COLUMNS} for d in summary.defects],
             )
-        staging.rename(out) if not out.exists() else _replace_empty(staging, out)
+        if out.exists():
+            out.rmdir()  # only ever an empty folder: checked before anything was written
+        staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -167,26 +161,36 @@ class _Defect:
     name: str
 
 
-class _InProcess(Executor):
-    """`--jobs 1`: run each task right here, in order, with no worker processes to start."""
+def _fresh_staging(out: Path, staging: Path) -> None:
+    """Create the staging folder, first clearing any a killed run left behind (its process is gone)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
 
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
 
-
-def _executor(jobs: int) -> Executor:
+def _run(tasks: list[_Case | _Defect], jobs: int) -> Iterator[tuple[_Case | _Defect, Any]]:
+    """Yield (task, result) as each task finishes, so progress shows as the work goes."""
     if jobs == 1:
-        return _InProcess()
-    # Forked from a clean server process with the phantom already imported: workers start in
-    # milliseconds and never inherit this process's BLAS threads (plain fork can deadlock on them).
+        for task in tasks:
+            yield task, _work(task)
+        return
+    # Forked from a clean server process with the phantom already imported: workers start fast
+    # and never inherit this process's BLAS threads (a plain fork can deadlock on them).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["shared.phantom.dataset"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_work, task): task for task in tasks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _work(task: _Case | _Defect) -> Any:
+    return _write_case(task) if isinstance(task, _Case) else _write_defect(task)
 
 
 def _write_case(case: _Case) -> tuple[dict[str, object], int, int]:
@@ -247,11 +251,6 @@ def _write_defect(defect: _Defect) -> DefectRecord:
         slice_mm=request.slice_mm,
     )
     return DEFECTS[defect.name](study, defect.staging / f"defect_{defect.name}")
-
-
-def _replace_empty(staging: Path, out: Path) -> None:
-    out.rmdir()  # only ever an empty folder: checked before anything was written
-    staging.rename(out)
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, object]]) -> None:

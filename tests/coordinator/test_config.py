@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.config import CoordinatorExistsError, load_coordinator_settings, write_coordinator_toml
-from shared.settings import ConfigError
+from coordinator.config import load_coordinator_settings
+from coordinator.coordinator_toml import write_coordinator_toml
+from shared.settings import ConfigError, SettingsFileExistsError
 
 
 def test_init_writes_loadable_settings_with_paths_under_the_folder(tmp_path: Path) -> None:
@@ -11,7 +12,7 @@ def test_init_writes_loadable_settings_with_paths_under_the_folder(tmp_path: Pat
     settings = load_coordinator_settings(path)
     assert settings.federation.min_sites == 2
     assert settings.paths.data == (tmp_path / "c" / "data").resolve() and settings.paths.data.is_dir()
-    with pytest.raises(CoordinatorExistsError):
+    with pytest.raises(SettingsFileExistsError):
         write_coordinator_toml(tmp_path / "c")
 
 

@@ -39,3 +39,13 @@ def test_demo_never_touches_a_folder_it_did_not_make(tmp_path: Path) -> None:
     result = coordinator("demo", "--out", str(tmp_path))
     assert result.returncode == 2 and "was not made by the demo" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_version_and_help_explain_every_command() -> None:
+    from shared import __version__
+
+    assert coordinator("--version").stdout.strip() == f"coordinator {__version__}"
+    result = coordinator("--help")
+    assert result.returncode == 0
+    for command in ("init", "config", "demo"):
+        assert command in result.stdout

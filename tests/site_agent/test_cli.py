@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import subprocess
 import sys
@@ -74,3 +75,42 @@ def test_phantom_list_profiles_and_bad_input(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
     missing = site_agent("phantom")
     assert missing.returncode == 2 and "output folder" in missing.stderr
+
+
+def test_a_killed_run_leaves_no_dataset_and_the_next_run_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "dicom"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "site_agent",
+            "phantom",
+            str(out),
+            "--cases",
+            "200",
+            "--matrix",
+            "64",
+            "--slice-mm",
+            "6",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    staging = tmp_path / f".dicom.partial-{process.pid}"
+    try:
+        # Wait (bounded) until it has written at least one whole study, then kill it hard.
+        for _ in range(600):
+            if (staging / "masks").is_dir():
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.1)  # returns at once if the process ended
+        assert process.poll() is None, "the run finished before it could be killed"
+    finally:
+        process.kill()
+        process.wait()
+    assert not out.exists()
+    assert staging.is_dir()  # kill -9 leaves its staging folder behind...
+    rerun = site_agent("phantom", str(out), "--cases", "1", "--matrix", "48", "--slice-mm", "8")
+    assert rerun.returncode == 0, rerun.stderr
+    assert not staging.exists()  # ...which the next run removes, its owner being gone
+    assert (out / "labels.csv").is_file()

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from shared.settings import ConfigError
+from shared.settings import ConfigError, SettingsFileExistsError
 from site_agent.config import SiteSettings, load_site_settings
-from site_agent.site_toml import SiteExistsError, render_site_toml, write_site_toml
+from site_agent.site_toml import render_site_toml, write_site_toml
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -45,7 +45,7 @@ def test_init_writes_a_commented_file_with_every_setting_and_paths_under_the_fol
 def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     path = write_site_toml(tmp_path, "a")
     path.write_text(path.read_text().replace("epsilon_cap = 10.0", "epsilon_cap = 3.0"))
-    with pytest.raises(SiteExistsError, match="--force"):
+    with pytest.raises(SettingsFileExistsError, match="--force"):
         write_site_toml(tmp_path, "a")
     assert "epsilon_cap = 3.0" in path.read_text()
     write_site_toml(tmp_path, "a", force=True)

@@ -9,6 +9,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import CTImageStorage
 
+from shared.classes import DEFAULT_CLASSES
 from shared.phantom import PhantomSummary, read_labels
 from shared.phantom.nifti_io import read_mask
 
@@ -108,14 +109,7 @@ def test_masks_are_aligned_with_their_series_and_cover_the_lesion(phantom_site: 
 def test_labels_csv_has_what_ingestion_needs(phantom_site: PhantomSummary) -> None:
     rows = read_labels(phantom_site.out)
     assert len(rows) == 6
-    assert {r["label"] for r in rows} == {
-        "normal",
-        "thymoma",
-        "thymic_carcinoma",
-        "germ_cell_tumour",
-        "neurogenic_tumour",
-        "benign_cyst",
-    }
+    assert {r["label"] for r in rows} == set(DEFAULT_CLASSES)
     assert {"study_uid", "label", "profile"} <= set(rows[0])
     assert all(r["profile"] == "site_b" for r in rows)
     assert len({r["study_uid"] for r in rows}) == 6
@@ -123,9 +117,7 @@ def test_labels_csv_has_what_ingestion_needs(phantom_site: PhantomSummary) -> No
 
 def test_previews_exist_for_each_class(phantom_site: PhantomSummary) -> None:
     names = sorted(p.stem for p in phantom_site.previews)
-    assert names == sorted(
-        ["normal", "thymoma", "thymic_carcinoma", "germ_cell_tumour", "neurogenic_tumour", "benign_cyst"]
-    )
+    assert names == sorted(DEFAULT_CLASSES)
     for path in phantom_site.previews:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert path.stat().st_size > 10_000  # a real picture, not an empty canvas

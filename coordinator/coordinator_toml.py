@@ -1,0 +1,52 @@
+"""Writes the commented `coordinator.toml` that `coordinator init` creates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coordinator.config import CONFIG_FILE_NAME, CoordinatorPaths
+from shared.classes import DEFAULT_CLASSES
+from shared.settings import write_settings_file
+
+TEMPLATE = """\
+# fedsynth coordinator settings. Written by `coordinator init`.
+# Relative paths are relative to this file's folder. Any setting can be overridden by an
+# environment variable FEDSYNTH_<SECTION>__<NAME>, for example FEDSYNTH_API__PORT=8080.
+
+# The diagnostic classes, in model output order. Every site must use the same list.
+classes = [{classes}]
+
+[paths]
+# Pooled synthetic sets, trained models and round reports.
+data = "data"
+# Certificate authority, SuperLink certificate and the sites' public keys.
+certificates = "certs"
+logs = "logs"
+
+[api]
+# Address of the web API and dashboard. Keep 127.0.0.1 behind a reverse proxy.
+host = "127.0.0.1"
+port = 8000
+
+[database]
+# Empty: SQLite inside the data folder. Or a SQLAlchemy URL such as
+# "postgresql+psycopg://fedsynth@db.example.org/fedsynth".
+url = ""
+
+[federation]
+# Where the Flower SuperLink listens for site agents.
+superlink_host = "127.0.0.1"
+superlink_port = 9092
+# A round goes on with the sites that answered as long as at least this many did.
+min_sites = 2
+# No round waits longer than this for site answers (seconds).
+round_timeout_s = 3600.0
+"""
+
+
+def write_coordinator_toml(directory: Path, *, force: bool = False) -> Path:
+    """Create `directory/coordinator.toml` and its folders; refuse to overwrite unless `force`."""
+    text = TEMPLATE.format(classes=", ".join(f'"{name}"' for name in DEFAULT_CLASSES))
+    paths = CoordinatorPaths()
+    folders = (paths.data, paths.certificates, paths.logs)
+    return write_settings_file(directory / CONFIG_FILE_NAME, text, force=force, folders=folders)
