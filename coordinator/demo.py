@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from coordinator.coordinator_toml import write_coordinator_toml
+from coordinator.demo_page import write_overview
 from shared.classes import DEFAULT_CLASSES
 from shared.errors import FedsynthError
 from shared.phantom import TRAINING_PROFILES, get_profile
@@ -129,6 +130,8 @@ def run_demo(options: DemoOptions, console: Console) -> None:
         )
 
     console.print(table)
+    page = write_overview(out, sites)
+    console.print(f"Previews of every hospital, for a browser: {page}")
     console.print("per class: " + "/".join(DEFAULT_CLASSES), highlight=False)
     console.print(
         f"Broken inputs for ingestion tests: {out / 'sites' / sites[0] / 'phantom-dicom' / 'defects.csv'}"

@@ -80,7 +80,6 @@ class Landmarks:
     carina: Vec3
     diaphragm_right_z: float
     diaphragm_left_z: float
-    mediastinum_half_width: float
 
 
 def paint_anatomy(
@@ -215,7 +214,6 @@ def paint_anatomy(
         carina=carina,
         diaphragm_right_z=dome_r[2],
         diaphragm_left_z=dome_l[2],
-        mediastinum_half_width=24.0 * body.width,
     )
     before_vessels(landmarks)
 

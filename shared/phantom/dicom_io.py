@@ -8,7 +8,6 @@ order unrelated to slice position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
-from shared.phantom.grid import Grid
 from shared.phantom.profiles import ScannerProfile
 from shared.phantom.study import Identity, Study, make_uid
 
@@ -194,21 +192,3 @@ def _base_dataset(
     if profile.padding_hu is not None and signed:
         ds.add_new(0x00280120, "SS", int(profile.padding_hu))  # PixelPaddingValue
     return ds
-
-
-def read_hu(paths: Sequence[Path]) -> tuple[NDArray[np.float32], list[Dataset]]:
-    """Read a series back in slice-position order (for tests and previews of what was written)."""
-    import pydicom
-
-    datasets: list[Dataset] = [pydicom.dcmread(p) for p in paths]
-    datasets.sort(key=lambda d: float(d.ImagePositionPatient[2]))
-    volume = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in datasets])
-    return volume.astype(np.float32), datasets
-
-
-def grid_of(datasets: Sequence[Dataset]) -> Grid:
-    first = datasets[0]
-    z = [float(d.ImagePositionPatient[2]) for d in datasets]
-    spacing = (float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), float(np.median(np.diff(z))))
-    origin = (float(first.ImagePositionPatient[0]), float(first.ImagePositionPatient[1]), z[0])
-    return Grid((len(datasets), int(first.Rows), int(first.Columns)), origin, spacing)

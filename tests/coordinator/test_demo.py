@@ -29,6 +29,9 @@ def test_demo_sets_up_a_coordinator_and_phantom_hospitals(tmp_path: Path) -> Non
         assert list((home / "phantom-dicom" / "preview").glob("*.png"))
     assert (out / "sites" / "site_a" / "phantom-dicom" / "defects.csv").is_file()
     assert "Not built yet" in result.stdout  # it says plainly what it did not do
+    page = (out / "index.html").read_text()
+    images = [part.split("'")[0] for part in page.split("<img src='")[1:]]
+    assert len(images) >= 5 * 2 and all((out / image).is_file() for image in images)
 
     again = coordinator("demo", "--out", str(out), "--cases", "1")  # re-running replaces its own folder
     assert again.returncode == 0, again.stderr
