@@ -36,10 +36,13 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pynetdicom logs whole datasets (patient names included) at debug level and association
+    # details at info: keep it to warnings, whatever --verbose says.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
 def version_callback(program: str) -> Callable[[bool], None]:

@@ -48,6 +48,20 @@ class SitePreprocessing(SettingsSection):
         return self
 
 
+class SiteIngest(SettingsSection):
+    min_slices: int = Field(20, ge=2, description="fewer slices than this is not a chest CT series")
+    # Series with a kernel matching one of these (regular expressions, any case) are used only when
+    # a study has no other: lung and bone kernels sharpen noise and edges.
+    avoid_kernels: tuple[str, ...] = ("LUNG", "BONE", "SHARP", "^B[5-9]", "^FC5", "^L$", "^Y[A-D]")
+
+
+class SiteReceive(SettingsSection):
+    ae_title: str = Field("FEDSYNTH", pattern=r"^[ -~]{1,16}$")
+    port: int = Field(11112, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    idle_seconds: float = Field(30.0, gt=0, description="a series quiet this long is complete: ingest it")
+
+
 class SiteCompute(SettingsSection):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -58,6 +72,8 @@ class SiteSettings(FileSettings):
     paths: SitePaths = SitePaths()
     privacy: SitePrivacy = SitePrivacy()
     preprocessing: SitePreprocessing = SitePreprocessing()
+    ingest: SiteIngest = SiteIngest()
+    receive: SiteReceive = SiteReceive()
     compute: SiteCompute = SiteCompute()
 
     @model_validator(mode="after")

@@ -57,6 +57,22 @@ window_hu = [{window_lo}, {window_hi}]
 # Fraction of labelled cases kept aside as real held-out data for evaluating models here.
 holdout_fraction = {holdout_fraction}
 
+[ingest]
+# Series with fewer slices than this are not used.
+min_slices = {min_slices}
+# Kernels to use only when a study has no other series (regular expressions, any case):
+# lung and bone kernels sharpen noise and edges.
+avoid_kernels = [{avoid_kernels}]
+
+[receive]
+# The DICOM receiver (`site-agent receive`): route studies here from PACS.
+ae_title = "{ae_title}"
+port = {port}
+# Listen address. 127.0.0.1 accepts only this machine; use the host's address for PACS.
+host = "{host}"
+# A series that received nothing for this many seconds is complete: it is ingested.
+idle_seconds = {idle_seconds}
+
 [compute]
 # "auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".
 device = "auto"
@@ -76,6 +92,12 @@ def render_site_toml(site_id: str) -> str:
         window_lo=defaults.preprocessing.window_hu[0],
         window_hi=defaults.preprocessing.window_hu[1],
         holdout_fraction=defaults.preprocessing.holdout_fraction,
+        min_slices=defaults.ingest.min_slices,
+        avoid_kernels=", ".join(f'"{k}"' for k in defaults.ingest.avoid_kernels),
+        ae_title=defaults.receive.ae_title,
+        port=defaults.receive.port,
+        host=defaults.receive.host,
+        idle_seconds=defaults.receive.idle_seconds,
     )
 
 

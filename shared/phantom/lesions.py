@@ -261,7 +261,8 @@ def _neurogenic_tumour(canvas: Canvas, rng: np.random.Generator, body: Body, lm:
         )
     x = side * (lm.vertebra_half_width + 0.75 * radii[0] + 4.0)
     y = lm.vertebra_center_y + 6.0 + 0.2 * radii[1]
-    z = float(rng.uniform(-95.0, 85.0)) * body.height
+    # Most arise in the upper and middle posterior mediastinum (intercostal and sympathetic nerves).
+    z = float(rng.uniform(-60.0, 50.0)) * body.height
     center = (x, y, z)
     shape = Ellipsoid(center, radii, None, _bumps(rng, 2, (0.01, 0.04), (2.0, 3.0)))
     hu = float(rng.uniform(18, 42)) + _contrast_gain(body, rng, 5, 20)

@@ -1,0 +1,136 @@
+"""DESIGN.md's preprocessing as a MONAI `Compose` of small named steps.
+
+HU volume -> RAS orientation -> resampling to the site's spacing -> a cube centred on the
+mediastinum -> the window scaled to [-1, 1]. The mask, when there is one, follows the image
+through the same geometry with nearest-neighbour interpolation. An error names the step it came
+from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Orientationd, ScaleIntensityRanged, Spacingd
+from numpy.typing import NDArray
+
+from shared.errors import FedsynthError
+from site_agent.config import SitePreprocessing
+from site_agent.ingest.mediastinum import locate
+
+IMAGE, MASK = "image", "mask"
+AIR_HU = -1024.0
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axcodes read as nibabel does: "R" means towards the right
+
+
+class PreprocessingError(FedsynthError):
+    """A preprocessing step failed; the message names the step."""
+
+
+@dataclass
+class Preprocessed:
+    image: NDArray[np.float32]  # cube, values in [-1, 1]
+    mask: NDArray[np.uint8] | None
+    affine: NDArray[np.float64]  # of the cube, RAS
+    centre_ras: tuple[float, float, float]  # where the crop is centred, in scanner RAS millimetres
+
+
+class CropAroundMediastinumd(MapTransform):
+    """Crop a cube of `size` voxels centred on the mediastinum found in `image`; pad with air."""
+
+    def __init__(self, keys: tuple[str, ...], size: int) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.size = size
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        image: MetaTensor = d[IMAGE]
+        centre = locate(image[0].numpy())
+        start = [round(c) - self.size // 2 for c in centre]
+        for key in self.key_iterator(d):
+            tensor: MetaTensor = d[key]
+            fill = AIR_HU if key == IMAGE else 0.0
+            cube = _crop_with_fill(tensor[0].numpy(), start, self.size, fill)
+            affine = tensor.affine.numpy().copy()
+            affine[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
+            d[key] = MetaTensor(torch.from_numpy(cube)[None], affine=torch.from_numpy(affine))
+        d["centre_ras"] = tuple((image.affine.numpy() @ np.array([*centre, 1.0]))[:3].tolist())
+        return d
+
+
+def _crop_with_fill(volume: NDArray[Any], start: list[int], size: int, fill: float) -> NDArray[Any]:
+    out = np.full((size, size, size), fill, dtype=volume.dtype)
+    src, dst = [], []
+    for axis, first in enumerate(start):
+        lo, hi = max(first, 0), min(first + size, volume.shape[axis])
+        if lo >= hi:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - first, hi - first))
+    out[tuple(dst)] = volume[tuple(src)]
+    return out
+
+
+def build_steps(settings: SitePreprocessing) -> list[tuple[str, MapTransform]]:
+    spacing = settings.spacing_mm
+    low, high = settings.window_hu
+    keys = (IMAGE, MASK)
+    return [
+        ("orient to RAS", Orientationd(keys=keys, axcodes="RAS", labels=RAS_LABELS, allow_missing_keys=True)),
+        (
+            f"resample to {spacing:g} mm",
+            Spacingd(
+                keys=keys,
+                pixdim=(spacing,) * 3,
+                mode=("bilinear", "nearest"),
+                padding_mode="border",
+                allow_missing_keys=True,
+            ),
+        ),
+        (
+            f"crop a {settings.cube}^3 cube around the mediastinum",
+            CropAroundMediastinumd(keys, settings.cube),
+        ),
+        (
+            f"window [{low:g}, {high:g}] HU to [-1, 1]",
+            ScaleIntensityRanged(keys=IMAGE, a_min=low, a_max=high, b_min=-1.0, b_max=1.0, clip=True),
+        ),
+    ]
+
+
+def preprocess(
+    hu: NDArray[np.float32],
+    affine: NDArray[np.float64],
+    mask: NDArray[np.uint8] | None,
+    settings: SitePreprocessing,
+) -> Preprocessed:
+    data: dict[Hashable, Any] = {
+        IMAGE: MetaTensor(torch.from_numpy(hu)[None], affine=torch.from_numpy(affine))
+    }
+    if mask is not None:
+        data[MASK] = MetaTensor(
+            torch.from_numpy(mask.astype(np.float32))[None], affine=torch.from_numpy(affine)
+        )
+    for name, step in build_steps(settings):
+        try:
+            data = step(data)
+        except FedsynthError as exc:
+            raise PreprocessingError(f"preprocessing step '{name}': {exc}") from None
+        except Exception as exc:
+            raise PreprocessingError(
+                f"preprocessing step '{name}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
+    image = data[IMAGE]
+    out_mask = None
+    if MASK in data:
+        out_mask = (data[MASK][0].numpy() > 0.5).astype(np.uint8)
+    return Preprocessed(
+        image=image[0].numpy().astype(np.float32),
+        mask=out_mask,
+        affine=image.affine.numpy().astype(np.float64),
+        centre_ras=data["centre_ras"],
+    )

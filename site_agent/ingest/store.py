@@ -1,0 +1,232 @@
+"""The site's private case store: one file per case version plus an SQLite index.
+
+    store/
+      .site-secret          the pseudonym key (never leaves the site)
+      index.sqlite          one row per case version: label, split, shapes, fingerprint
+      cases/<case>.v<N>.npz the preprocessed cube (and mask), written atomically
+
+A case file is written to a temporary name, flushed to disk and renamed; only then is its index
+row committed. A run killed at any point leaves every earlier case and version exactly as it was
+(at worst an unreferenced file, removed the next time the store is opened). Nothing is ever
+overwritten: a changed series becomes a new version next to the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shared.errors import FedsynthError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    label TEXT,
+    split TEXT NOT NULL,
+    file TEXT NOT NULL,
+    has_mask INTEGER NOT NULL,
+    shape TEXT NOT NULL,
+    spacing_mm REAL NOT NULL,
+    source_spacing_mm TEXT NOT NULL,
+    source_slices INTEGER NOT NULL,
+    hu_min REAL NOT NULL,
+    hu_max REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (case_id, version)
+);
+"""
+
+
+class StoreError(FedsynthError):
+    """The case store is missing, unreadable or asked for a case it does not hold."""
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    case_id: str
+    version: int
+    fingerprint: str
+    label: str | None  # None: unlabelled, kept but never trained on
+    split: str  # "train" or "holdout" (real cases kept for evaluation only)
+    file: str
+    has_mask: bool
+    shape: tuple[int, int, int]
+    spacing_mm: float
+    source_spacing_mm: tuple[float, float, float]
+    source_slices: int
+    hu_min: float
+    hu_max: float
+    created_at: str
+
+    def public(self) -> dict[str, object]:
+        """What `cases --json` and reports show: no fingerprint, nothing from the DICOM headers."""
+        data = asdict(self)
+        data.pop("fingerprint")
+        return data
+
+
+class CaseStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cases_dir = root / "cases"
+        self.cases_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(root / "index.sqlite", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._remove_orphans()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _remove_orphans(self) -> None:
+        known = {row[0] for row in self._db.execute("SELECT file FROM cases")}
+        for path in self.cases_dir.iterdir():
+            if path.name.startswith(".") or f"cases/{path.name}" not in known:
+                path.unlink(missing_ok=True)  # a write that never reached the index
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def latest(self, case_id: str) -> CaseRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM cases WHERE case_id = ? ORDER BY version DESC LIMIT 1", (case_id,)
+        ).fetchone()
+        return _record(row) if row else None
+
+    def all_latest(self) -> list[CaseRecord]:
+        rows = self._db.execute(
+            "SELECT c.* FROM cases c JOIN (SELECT case_id, MAX(version) v FROM cases GROUP BY case_id) m "
+            "ON c.case_id = m.case_id AND c.version = m.v ORDER BY c.case_id"
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    def versions(self, case_id: str) -> list[CaseRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM cases WHERE case_id = ? ORDER BY version", (case_id,)
+        ).fetchall()
+        return [_record(r) for r in rows]
+
+    def add(
+        self, record: CaseRecord, image: NDArray[np.float32], mask: NDArray[np.uint8] | None
+    ) -> CaseRecord:
+        """Store a new version of a case: file first, then its index row."""
+        latest = self.latest(record.case_id)
+        version = 1 if latest is None else latest.version + 1
+        name = f"{record.case_id}.v{version}.npz"
+        record = CaseRecord(
+            **{
+                **asdict(record),
+                "version": version,
+                "file": f"cases/{name}",
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+        tmp = self.cases_dir / f".{name}.tmp"
+        with tmp.open("wb") as fh:
+            if mask is None:
+                np.savez_compressed(fh, image=image.astype(np.float32))
+            else:
+                np.savez_compressed(fh, image=image.astype(np.float32), mask=mask.astype(np.uint8))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.cases_dir / name)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.case_id,
+                    record.version,
+                    record.fingerprint,
+                    record.label,
+                    record.split,
+                    record.file,
+                    int(record.has_mask),
+                    json.dumps(record.shape),
+                    record.spacing_mm,
+                    json.dumps(record.source_spacing_mm),
+                    record.source_slices,
+                    record.hu_min,
+                    record.hu_max,
+                    record.created_at,
+                ),
+            )
+        return record
+
+    def relabel(self, case_id: str, label: str | None, split: str) -> None:
+        """Labels are metadata: a corrected label applies to every version of the case."""
+        with self._transaction() as db:
+            db.execute("UPDATE cases SET label = ?, split = ? WHERE case_id = ?", (label, split, case_id))
+
+    def load(
+        self, case_id: str, version: int | None = None
+    ) -> tuple[CaseRecord, NDArray[np.float32], NDArray[np.uint8] | None]:
+        records = self.versions(case_id)
+        if not records:
+            raise StoreError(f"no case {case_id!r} in the store at {self.root}")
+        record = records[-1] if version is None else next((r for r in records if r.version == version), None)
+        if record is None:
+            raise StoreError(f"case {case_id} has no version {version}")
+        with np.load(self.root / record.file, allow_pickle=False) as data:
+            image = data["image"]
+            mask = data["mask"] if "mask" in data.files else None
+        return record, image, mask
+
+
+def _record(row: tuple) -> CaseRecord:  # type: ignore[type-arg]
+    (
+        case_id,
+        version,
+        fingerprint,
+        label,
+        split,
+        file,
+        has_mask,
+        shape,
+        spacing,
+        source_spacing,
+        slices,
+        hu_min,
+        hu_max,
+        created,
+    ) = row
+    return CaseRecord(
+        case_id=case_id,
+        version=version,
+        fingerprint=fingerprint,
+        label=label,
+        split=split,
+        file=file,
+        has_mask=bool(has_mask),
+        shape=tuple(json.loads(shape)),
+        spacing_mm=spacing,
+        source_spacing_mm=tuple(json.loads(source_spacing)),
+        source_slices=slices,
+        hu_min=hu_min,
+        hu_max=hu_max,
+        created_at=created,
+    )
