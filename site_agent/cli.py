@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,19 +15,15 @@ from rich.table import Table
 
 from shared.classes import DEFAULT_CLASSES
 from shared.cli_support import console, friendly_errors, root_options
-from shared.phantom import PROFILES, PhantomRequest, write_phantom
-from shared.phantom.defects import DEFECTS
-from shared.phantom.profiles import PhantomError
-from site_agent.cases_view import write_case_png
 from site_agent.config import CONFIG_ENV_VAR, SiteReceive, load_site_settings
-from site_agent.ingest.pipeline import IngestInputError
-from site_agent.ingest.pipeline import ingest as run_ingest
-from site_agent.ingest.pseudonyms import Pseudonyms, load_or_create_secret
-from site_agent.ingest.report import IngestReport
-from site_agent.ingest.scan import scan
-from site_agent.ingest.store import CaseStore
-from site_agent.receive import serve
+from site_agent.errors import CommandInputError
 from site_agent.site_toml import write_site_toml
+
+if TYPE_CHECKING:
+    from site_agent.ingest.report import IngestReport
+
+# Commands import what they need when they run (torch, MONAI, pydicom...), so `--help`,
+# `--version` and `init` answer at once.
 
 app = typer.Typer(
     name="site-agent",
@@ -130,11 +126,14 @@ def phantom(
     per study, labels.csv (study_uid,label,profile,...), masks/*.nii.gz aligned with each series, and
     with --defects the broken inputs hospitals really send, listed in defects.csv.
     """
+    from shared.phantom import PhantomRequest, write_phantom
+    from shared.phantom.defects import DEFECTS
+
     if list_profiles:
         _print_profiles()
         return
     if out is None:
-        raise PhantomError("give the output folder: site-agent phantom OUT --cases N --profile NAME")
+        raise CommandInputError("give the output folder: site-agent phantom OUT --cases N --profile NAME")
     request = PhantomRequest(
         out=out,
         cases=cases,
@@ -202,9 +201,11 @@ def ingest(
     changes nothing; a changed series becomes a new version. Reports and logs name cases only by
     this site's own ids: use `site-agent locate REF DICOM_DIR` to find the file behind a reference.
     """
+    from site_agent.ingest.pipeline import ingest as run_ingest
+
     settings = load_site_settings(config)
     if not dicom_dir.is_dir():
-        raise IngestInputError(f"DICOM folder {dicom_dir} does not exist or is not a folder")
+        raise CommandInputError(f"DICOM folder {dicom_dir} does not exist or is not a folder")
     with console.status("ingesting") as status:
         result = run_ingest(
             settings,
@@ -263,6 +264,8 @@ def cases(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List the cases in the store (latest version of each): label, split, size."""
+    from site_agent.ingest.store import CaseStore
+
     if ctx.invoked_subcommand is not None:
         return
     settings = load_site_settings(config)
@@ -296,6 +299,9 @@ def cases_show(
     version: Annotated[int | None, typer.Option("--version", help="Default: the latest.")] = None,
 ) -> None:
     """Write a picture of one stored case: axial, coronal and sagittal slices through the cube."""
+    from site_agent.cases_view import write_case_png
+    from site_agent.ingest.store import CaseStore
+
     settings = load_site_settings(config)
     with CaseStore(settings.paths.store) as store:
         record, image, mask = store.load(case_id, version)
@@ -311,6 +317,9 @@ def locate(
     config: ConfigOption = None,
 ) -> None:
     """Find the file(s) behind a reference in an ingest report (shown here only, never logged)."""
+    from site_agent.ingest.pseudonyms import Pseudonyms, load_or_create_secret
+    from site_agent.ingest.scan import scan
+
     settings = load_site_settings(config)
     names = Pseudonyms(load_or_create_secret(settings.paths.store))
     found = scan(dicom_dir)
@@ -325,7 +334,7 @@ def locate(
                 hits.add(inst.relative)
     hits |= {p for p, _ in found.unreadable if names.file_ref(p) == reference}
     if not hits:
-        raise IngestInputError(f"no file under {dicom_dir} matches {reference}")
+        raise CommandInputError(f"no file under {dicom_dir} matches {reference}")
     for relative in sorted(hits):
         console.print(str(dicom_dir / relative), highlight=False)
 
@@ -354,13 +363,15 @@ def receive(
     image has arrived for it for --idle-seconds; refused series stay in incoming/refused/ for
     review. Stop with Ctrl-C.
     """
+    from site_agent.receive import serve
+
     settings = load_site_settings(config)
     given = {"port": port, "ae_title": ae_title, "host": host, "idle_seconds": idle_seconds}
     overrides = {name: value for name, value in given.items() if value is not None}
     try:
         chosen = SiteReceive.model_validate({**settings.receive.model_dump(), **overrides})
     except ValidationError as exc:
-        raise IngestInputError(
+        raise CommandInputError(
             f"invalid receive option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
         ) from None
     settings = settings.model_copy(update={"receive": chosen})
@@ -377,12 +388,14 @@ def receive(
     except KeyboardInterrupt:
         stop.set()
     except OSError as exc:
-        raise IngestInputError(
+        raise CommandInputError(
             f"cannot listen on {settings.receive.host}:{settings.receive.port}: {exc.strerror}"
         ) from None
 
 
 def _print_profiles() -> None:
+    from shared.phantom import PROFILES
+
     table = Table(title="Phantom profiles")
     for column in (
         "name",

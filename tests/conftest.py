@@ -47,3 +47,31 @@ def _no_fedsynth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def real_ct_dir() -> Path:
+    """The real chest CT series of ../shared/data/real-ct (or $FEDSYNTH_REAL_CT)."""
+    configured = os.environ.get("FEDSYNTH_REAL_CT")
+    base = (
+        Path(configured)
+        if configured
+        else Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct"
+    )
+    series = base / "Lung_Dx-A0001"
+    if not series.is_dir():
+        message = f"real CT not found at {series}; set FEDSYNTH_REAL_CT"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI always has it: its absence is a broken set-up, not a skip
+        pytest.skip(message)
+    return series
+
+
+@pytest.fixture
+def site_config(tmp_path: Path) -> Path:
+    """A fresh site at test size: 32^3 cubes at 4 mm, as DESIGN.md prescribes for tests."""
+    from site_agent.site_toml import write_site_toml
+
+    path = write_site_toml(tmp_path / "site", "test-site")
+    text = path.read_text().replace("cube = 64", "cube = 32").replace("spacing_mm = 2.0", "spacing_mm = 4.0")
+    path.write_text(text)
+    return path

@@ -20,7 +20,6 @@ import nibabel as nib
 import numpy as np
 
 from shared.classes import LabelSet
-from shared.errors import FedsynthError
 from site_agent.config import SiteSettings
 from site_agent.ingest.checks import Geometry, SeriesRejected, check_series
 from site_agent.ingest.labels import LabelRow, read_labels
@@ -32,10 +31,6 @@ from site_agent.ingest.store import CaseRecord, CaseStore
 from site_agent.ingest.volume import HuVolume, load_hu
 
 log = logging.getLogger(__name__)
-
-
-class IngestInputError(FedsynthError):
-    """The folder or a reference given to an ingest command does not exist."""
 
 
 Progress = Callable[[str], None]

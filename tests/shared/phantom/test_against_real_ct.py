@@ -6,32 +6,14 @@ the same header layout a real scanner writes, and tissue attenuations where a re
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
 
 from shared.phantom import PROFILES, generate_study
 from shared.phantom.dicom_io import spec_for_study, write_series
+from tests.conftest import real_ct_dir
 from tests.shared.phantom.test_dicom_and_masks import REQUIRED
-
-
-def real_ct_dir() -> Path:
-    configured = os.environ.get("FEDSYNTH_REAL_CT")
-    base = (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[4] / "shared" / "data" / "real-ct"
-    )
-    series = base / "Lung_Dx-A0001"
-    if not series.is_dir():
-        message = f"real CT not found at {series}; set FEDSYNTH_REAL_CT"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI always has it: its absence is a broken set-up, not a skip
-        pytest.skip(message)
-    return series
 
 
 def _hu(datasets: list[pydicom.Dataset]) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""Compressed transfer syntaxes hospitals send decode to exactly the same Hounsfield units."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+from shared.phantom import PhantomRequest, read_labels, write_phantom
+from site_agent.ingest.checks import check_series
+from site_agent.ingest.scan import scan
+from site_agent.ingest.volume import load_hu
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("plain") / "export"
+    write_phantom(PhantomRequest(out=out, cases=1, profile="site_b", seed=5, matrix=64, slice_mm=8.0))
+    return out / read_labels(out)[0]["folder"]
+
+
+def _hu(folder: Path) -> np.ndarray:
+    found = scan(folder)
+    return load_hu(check_series(found.series[0], min_slices=10)).hu
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless], ids=lambda s: s.name)
+def test_compressed_series_decode_to_the_same_hu(
+    plain: Path, tmp_path: Path, syntax: pydicom.uid.UID
+) -> None:
+    folder = tmp_path / "compressed"
+    shutil.copytree(plain, folder)
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.compress(syntax)
+        ds.save_as(path)
+    assert pydicom.dcmread(next(folder.iterdir())).file_meta.TransferSyntaxUID == syntax
+    assert np.array_equal(_hu(folder), _hu(plain))
