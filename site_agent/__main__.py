@@ -1,3 +1,4 @@
 from site_agent.cli import main
 
-main()
+if __name__ == "__main__":  # worker processes import this module too: only a real run starts the CLI
+    main()

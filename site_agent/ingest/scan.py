@@ -122,27 +122,51 @@ def read_instance(path: Path, root: Path) -> Instance:
     )
 
 
-def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResult:
-    """Every file under `root`, grouped into series; nothing in it is trusted yet."""
-    groups: dict[tuple[str, str], Series] = {}
-    not_dicom: list[str] = []
-    unreadable: list[tuple[str, str]] = []
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    for n, path in enumerate(files, start=1):
+def _read_all(paths: list[Path], root: Path) -> list[Instance | str | tuple[str, str]]:
+    """Each file as an Instance, or its relative path (not DICOM), or (relative path, why) (broken)."""
+    results: list[Instance | str | tuple[str, str]] = []
+    for path in paths:
         relative = path.relative_to(root).as_posix()
         try:
             instance = read_instance(path, root)
         except InvalidDicomError:
-            not_dicom.append(relative)
+            results.append(relative)
             continue
         except Exception as exc:  # a broken header must never stop the scan of the others
-            unreadable.append((relative, type(exc).__name__))
+            results.append((relative, type(exc).__name__))
             continue
-        if instance.sop_class == DICOMDIR_CLASS or not instance.series_uid:
-            not_dicom.append(relative)
-            continue
-        key = (instance.study_uid, instance.series_uid)
-        groups.setdefault(key, Series(instance.study_uid, instance.series_uid)).instances.append(instance)
+        results.append(
+            relative if instance.sop_class == DICOMDIR_CLASS or not instance.series_uid else instance
+        )
+    return results
+
+
+def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResult:
+    """Every file under `root`, grouped into series; nothing in it is trusted yet."""
+    from site_agent.ingest.workers import chunks, cores, pool_for
+
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    pool = pool_for(len(files))
+    if pool is None:
+        results = _read_all(files, root)
+    else:
+        parts = chunks(len(files), 4 * cores())
+        results = [
+            r
+            for part in pool.map(_read_all, [files[c.start : c.stop] for c in parts], [root] * len(parts))
+            for r in part
+        ]
+    groups: dict[tuple[str, str], Series] = {}
+    not_dicom: list[str] = []
+    unreadable: list[tuple[str, str]] = []
+    for n, result in enumerate(results, start=1):
+        if isinstance(result, str):
+            not_dicom.append(result)
+        elif isinstance(result, tuple):
+            unreadable.append(result)
+        else:
+            key = (result.study_uid, result.series_uid)
+            groups.setdefault(key, Series(result.study_uid, result.series_uid)).instances.append(result)
         if progress:
             progress(n)
     return ScanResult(list(groups.values()), not_dicom, unreadable)

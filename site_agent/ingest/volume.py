@@ -9,7 +9,10 @@ preprocessing it again, and any change to a single pixel makes a new version.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -44,7 +47,8 @@ def lps_affine(geometry: Geometry) -> NDArray[np.float64]:
     return affine
 
 
-def decode_slice(geometry: Geometry, index: int) -> tuple[NDArray[np.float32], bytes]:
+def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> bytes:
+    """Decode slice `index` into `out` (rows x columns) as HU; return the SHA-256 of its pixel bytes."""
     instance = geometry.instances[index]
     try:
         ds = pydicom.dcmread(instance.path)
@@ -61,27 +65,83 @@ def decode_slice(geometry: Geometry, index: int) -> tuple[NDArray[np.float32], b
         )
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    hu = raw.astype(np.float32) * slope + intercept
+    np.multiply(raw, slope, out=out, casting="unsafe")
+    out += intercept
     padding = ds.get("PixelPaddingValue")
     if padding is not None:
-        hu[raw == padding] = HU_MIN
-    return np.clip(hu, HU_MIN, HU_MAX), bytes(ds.PixelData)
+        out[raw == padding] = HU_MIN
+    np.clip(out, HU_MIN, HU_MAX, out=out)
+    return hashlib.sha256(ds.PixelData).digest()
+
+
+def _decode_range(
+    geometry: Geometry, indices: range, shared_path: str | None, out: NDArray[np.float32] | None
+) -> list[bytes] | tuple[int, str, str]:
+    """Decode `indices` into `out` or into the memory-mapped file `shared_path`.
+
+    Returns the pixel digests, or (index, check, detail) for the first slice that failed: an
+    exception with extra fields does not survive the trip back from a worker process.
+    """
+    shape = (len(geometry.instances), geometry.rows, geometry.columns)
+    target = out if shared_path is None else np.memmap(shared_path, dtype=np.float32, mode="r+", shape=shape)
+    digests = []
+    for index in indices:
+        try:
+            digests.append(decode_slice(geometry, index, target[index]))  # type: ignore[index]
+        except SeriesRejected as exc:
+            return (index, exc.check, exc.detail)
+    if isinstance(target, np.memmap):
+        target.flush()
+    return digests
+
+
+def _shared_volume(shape: tuple[int, int, int]) -> tuple[str, NDArray[np.float32]]:
+    """A volume in RAM the workers can write to: a file in /dev/shm, unlinked once mapped here."""
+    folder = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path(tempfile.gettempdir())
+    for stale in folder.glob("fedsynth-volume-*"):  # left by a run that was killed mid-series
+        pid = stale.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            stale.unlink(missing_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"fedsynth-volume-{os.getpid()}-", dir=folder)
+    os.close(fd)
+    volume = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
+    return path, volume
 
 
 def load_hu(geometry: Geometry) -> HuVolume:
+    from site_agent.ingest.workers import chunks, cores, pool_for
+
+    count = len(geometry.instances)
+    shape = (count, geometry.rows, geometry.columns)
+    pool = pool_for(count)
+    if pool is None:
+        slices: NDArray[np.float32] = np.empty(shape, dtype=np.float32)
+        outcomes = [_decode_range(geometry, range(count), None, slices)]
+    else:
+        path, slices = _shared_volume(shape)
+        try:
+            parts = chunks(count, cores())
+            outcomes = list(
+                pool.map(
+                    _decode_range, [geometry] * len(parts), parts, [path] * len(parts), [None] * len(parts)
+                )
+            )
+        finally:
+            os.unlink(path)  # the mapping stays valid; the memory goes when the array does
+    digests: list[bytes] = []
+    for outcome in outcomes:
+        if isinstance(outcome, tuple):
+            index, check, detail = outcome
+            raise SeriesRejected(check, detail, geometry.instances[index])
+        digests.extend(outcome)
     digest = hashlib.sha256()
-    slices = []
-    for index, instance in enumerate(geometry.instances):
-        hu, pixel_bytes = decode_slice(geometry, index)
+    for instance, pixel_digest in zip(geometry.instances, digests, strict=True):
         digest.update(instance.sop_uid.encode())
-        digest.update(hashlib.sha256(pixel_bytes).digest())
-        slices.append(hu)
-    volume = np.stack(slices, axis=-1).transpose(
-        1, 0, 2
-    )  # (rows, columns, slices) -> (columns, rows, slices)
+        digest.update(pixel_digest)
     row_spacing, column_spacing = geometry.pixel_spacing
     return HuVolume(
-        hu=np.ascontiguousarray(volume),
+        # Slice-major in memory; the (column, row, slice) volume is a transposed view, never a copy.
+        hu=slices.transpose(2, 1, 0),
         affine=LPS_TO_RAS @ lps_affine(geometry),
         spacing=(column_spacing, row_spacing, geometry.slice_spacing),
         fingerprint=digest.hexdigest(),

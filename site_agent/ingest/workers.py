@@ -1,0 +1,39 @@
+"""The process pool that reads and decodes DICOM on every core.
+
+pydicom parses in pure Python, so threads cannot overlap it; processes can. The pool is started
+once (forkserver, with the readers already imported, so no worker inherits this process's threads
+or torch state) and reused for every series of a run. Small jobs stay in this process: starting
+work elsewhere only pays for enough files.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+MIN_FILES_FOR_POOL = 48
+_pool: ProcessPoolExecutor | None = None
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def pool_for(files: int) -> ProcessPoolExecutor | None:
+    """The shared pool, or None when the job is too small or there is one core."""
+    global _pool
+    if files < MIN_FILES_FOR_POOL or cores() < 2:
+        return None
+    if _pool is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["site_agent.ingest.scan", "site_agent.ingest.volume"])
+        _pool = ProcessPoolExecutor(max_workers=min(cores(), 8), mp_context=context)
+        atexit.register(_pool.shutdown, cancel_futures=True)
+    return _pool
+
+
+def chunks(count: int, parts: int) -> list[range]:
+    step = -(-count // parts)
+    return [range(start, min(start + step, count)) for start in range(0, count, step)]
