@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from shared.classes import DISPLAY_NAMES
 from shared.phantom.study import Study
+from shared.three_views import Plane, save_three_views
 
 WINDOW = (-160.0, 240.0)  # mediastinal window: level 40, width 400
 
@@ -36,29 +33,18 @@ def write_preview(study: Study, path: Path) -> None:
     g = study.grid
     aspect = g.spacing[2] / g.spacing[0]
     mask = study.mask
-    views = [
-        ("axial", study.hu[k], mask[k], 1.0),
-        ("coronal", study.hu[:, i, :][::-1], mask[:, i, :][::-1], aspect),  # head at the top
-        ("sagittal", study.hu[:, :, j][::-1], mask[:, :, j][::-1], aspect),
+    planes = [
+        Plane("axial", study.hu[k], mask[k]),
+        Plane("coronal", study.hu[:, i, :][::-1], mask[:, i, :][::-1], aspect),  # head at the top
+        Plane("sagittal", study.hu[:, :, j][::-1], mask[:, :, j][::-1], aspect),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6))
-    for ax, (name, image, outline, ratio) in zip(axes, views, strict=True):
-        ax.imshow(image, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], aspect=ratio, interpolation="nearest")
-        if outline.any():
-            ax.contour(outline, levels=[0.5], colors="#ff3b30", linewidths=0.8)
-        ax.set_title(name)
-        ax.axis("off")
     lesion = study.lesion
     size = f", {lesion.diameter_mm:.0f} mm" if lesion.diameter_mm else ""
     where = f", {lesion.compartment}" if lesion.compartment else ""
     features = f"; {', '.join(lesion.features)}" if lesion.features else ""
-    fig.suptitle(
+    title = (
         f"{DISPLAY_NAMES.get(study.label, study.label)} ({lesion.subtype}{where}{size}{features})\n"
         f"profile {study.profile.name}, {'contrast' if study.body.contrast else 'no contrast'}, "
-        f"voxels {g.spacing[0]:.2f} x {g.spacing[1]:.2f} x {g.spacing[2]:.2f} mm; red: lesion mask",
-        fontsize=10,
+        f"voxels {g.spacing[0]:.2f} x {g.spacing[1]:.2f} x {g.spacing[2]:.2f} mm; red: lesion mask"
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_three_views(planes, title, path, window=WINDOW)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Orientationd, ScaleIntensityRanged, Spacingd
+from monai.transforms import Compose, MapTransform, Orientationd, ScaleIntensityRanged, Spacingd
 from numpy.typing import NDArray
 
 from shared.errors import FedsynthError
@@ -129,6 +129,7 @@ def _crop_with_fill(volume: NDArray[Any], start: list[int], size: int, fill: flo
 
 
 def build_steps(settings: SitePreprocessing) -> list[tuple[str, MapTransform]]:
+    """The named steps, in order."""
     spacing = settings.spacing_mm
     low, high = settings.window_hu
     keys = (IMAGE, MASK)
@@ -156,6 +157,12 @@ def build_steps(settings: SitePreprocessing) -> list[tuple[str, MapTransform]]:
     ]
 
 
+def build_pipeline(settings: SitePreprocessing) -> tuple[Compose, list[str]]:
+    """The steps as one MONAI `Compose` (usable with MONAI's own tools), with their names."""
+    steps = build_steps(settings)
+    return Compose([step for _, step in steps]), [name for name, _ in steps]
+
+
 def preprocess(
     hu: NDArray[np.float32],
     affine: NDArray[np.float64],
@@ -169,7 +176,9 @@ def preprocess(
         data[MASK] = MetaTensor(
             torch.from_numpy(mask.astype(np.float32))[None], affine=torch.from_numpy(affine)
         )
-    for name, step in build_steps(settings):
+    pipeline, names = build_pipeline(settings)
+    # Run the Compose one transform at a time, so that an error can name the step it came from.
+    for name, step in zip(names, pipeline.transforms, strict=True):
         try:
             data = step(data)
         except FedsynthError as exc:

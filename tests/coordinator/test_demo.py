@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,10 @@ def test_demo_sets_up_a_coordinator_and_phantom_hospitals(tmp_path: Path) -> Non
         with (home / "phantom-dicom" / "labels.csv").open() as fh:
             assert len(list(csv.DictReader(fh))) == 2
         assert list((home / "phantom-dicom" / "preview").glob("*.png"))
+        report = json.loads((home / "logs" / "demo-ingest.json").read_text())
+        # Every good study is in the site's store; only site_a's broken inputs are refused.
+        assert len(report["accepted"]) == 2 + (1 if site == "site_a" else 0)  # + the two-series study
+        assert len(report["refused"]) == (5 if site == "site_a" else 0)
     assert (out / "sites" / "site_a" / "phantom-dicom" / "defects.csv").is_file()
     assert "Not built yet" in result.stdout  # it says plainly what it did not do
     page = (out / "index.html").read_text()
