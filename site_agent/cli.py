@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -215,7 +216,7 @@ def ingest(
             progress=lambda message: status.update(message),
         )
     stamp = result.started_at.replace(":", "").replace("-", "")
-    kept = settings.paths.logs / f"ingest-{stamp}.json"
+    kept = settings.paths.logs / f"ingest-{stamp}-{os.getpid()}.json"  # two runs in one second keep both
     result.write(kept)
     if report is not None:
         result.write(report)

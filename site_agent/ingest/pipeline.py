@@ -116,22 +116,27 @@ def _ingest_study(
             passing.append((series, check_series(series, min_slices=settings.ingest.min_slices)))
         except SeriesRejected as exc:
             refuse(series, exc)
-    passing.sort(key=_preference(settings))
+    prefer = _preference(settings)
+    passing.sort(key=prefer)
 
     chosen: tuple[Series, HuVolume] | None = None
+    chosen_rank: tuple[int, int, int] | None = None
     for series, geometry in passing:
         if chosen is not None:
+            assert chosen_rank is not None
+            avoided = prefer((series, geometry))[0] > chosen_rank[0]
+            why = "its kernel is in [ingest] avoid_kernels" if avoided else "the one used has more slices"
             report.skipped.append(
                 SkippedSeries(
                     series_ref=names.series_ref(series.series_uid),
                     case_id=case_id,
-                    reason=f"another series of this study was used (kernel {chosen[0].kernel or 'unknown'} "
-                    f"preferred over {series.kernel or 'unknown'})",
+                    reason=f"another series of this study was used: {why}",
                 )
             )
             continue
         try:
             chosen = (series, load_hu(geometry))
+            chosen_rank = prefer((series, geometry))
         except SeriesRejected as exc:
             refuse(series, exc)
     if chosen is None:
@@ -139,9 +144,7 @@ def _ingest_study(
     series, volume = chosen
 
     label = label_row.label if label_row else None
-    split = (label_row.split if label_row and label_row.split else None) or _holdout_draw(
-        names, case_id, settings
-    )
+    split = (label_row.split if label_row and label_row.split else None) or _holdout_draw(case_id, settings)
     latest = store.latest(case_id)
     warnings: list[str] = []
     if latest is not None and latest.fingerprint == volume.fingerprint:
@@ -183,7 +186,7 @@ def _ingest_study(
     return _accepted(record, "new" if latest is None else "new-version", warnings)
 
 
-def _holdout_draw(names: Pseudonyms, case_id: str, settings: SiteSettings) -> str:
+def _holdout_draw(case_id: str, settings: SiteSettings) -> str:
     """A case's split without a `split` column: a keyed draw, the same on every run."""
     draw = int(hmac.new(b"holdout", case_id.encode(), "sha256").hexdigest()[:8], 16) / 0xFFFFFFFF
     return "holdout" if draw < settings.preprocessing.holdout_fraction else "train"

@@ -1,7 +1,8 @@
 """What an ingest run did, for the hospital: accepted cases, refused series and why.
 
 Everything is named by the site's pseudonyms (case ids, series and file references); no UID,
-patient identifier, header value or path appears. `site-agent locate REF DICOM_DIR` turns a
+patient identifier, free-text header value or path appears: only geometry in millimetres and
+enumerated codes such as the modality. `site-agent locate REF DICOM_DIR` turns a
 reference back into a file name on the hospital's own terminal.
 """
 

@@ -37,7 +37,7 @@ def test_good_studies_are_stored_and_each_defect_refused_for_its_own_reason(
     # The two-series study is kept, from its soft-tissue series; the lung-kernel series is skipped.
     unlabelled = [c for c in report.accepted if c.label is None]
     assert len(unlabelled) == 1
-    assert len(report.skipped) == 1 and "LUNG" in report.skipped[0].reason
+    assert len(report.skipped) == 1 and "avoid_kernels" in report.skipped[0].reason
     checks = sorted(r.check for r in report.refused)
     assert checks == sorted(EXPECTED_REFUSALS.values())
     truncated = next(r for r in report.refused if r.check == "pixel-data")
