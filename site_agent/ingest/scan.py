@@ -7,6 +7,7 @@ read its headers, and a file with broken pixel data still gets its series named 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,19 +144,16 @@ def _read_all(paths: list[Path], root: Path) -> list[Instance | str | tuple[str,
 
 def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResult:
     """Every file under `root`, grouped into series; nothing in it is trusted yet."""
-    from site_agent.ingest.workers import chunks, cores, pool_for
+    from site_agent.ingest.workers import chunks, cores, run_with_fallback
 
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    pool = pool_for(len(files))
-    if pool is None:
-        results = _read_all(files, root)
-    else:
-        parts = chunks(len(files), 4 * cores())
-        results = [
-            r
-            for part in pool.map(_read_all, [files[c.start : c.stop] for c in parts], [root] * len(parts))
-            for r in part
-        ]
+    parts = chunks(len(files), 4 * cores()) if files else []
+
+    def pooled(pool: ProcessPoolExecutor) -> list[Instance | str | tuple[str, str]]:
+        batches = pool.map(_read_all, [files[c.start : c.stop] for c in parts], [root] * len(parts))
+        return [result for batch in batches for result in batch]
+
+    results = run_with_fallback(pooled, lambda: _read_all(files, root), len(files))
     groups: dict[tuple[str, str], Series] = {}
     not_dicom: list[str] = []
     unreadable: list[tuple[str, str]] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,25 +110,32 @@ def _shared_volume(shape: tuple[int, int, int]) -> tuple[str, NDArray[np.float32
 
 
 def load_hu(geometry: Geometry) -> HuVolume:
-    from site_agent.ingest.workers import chunks, cores, pool_for
+    from site_agent.ingest.workers import chunks, cores, run_with_fallback
 
     count = len(geometry.instances)
     shape = (count, geometry.rows, geometry.columns)
-    pool = pool_for(count)
-    if pool is None:
-        slices: NDArray[np.float32] = np.empty(shape, dtype=np.float32)
-        outcomes = [_decode_range(geometry, range(count), None, slices)]
-    else:
+    slices: NDArray[np.float32] = np.empty(0, dtype=np.float32)
+
+    def local() -> list[list[bytes] | tuple[int, str, str]]:
+        nonlocal slices
+        slices = np.empty(shape, dtype=np.float32)
+        return [_decode_range(geometry, range(count), None, slices)]
+
+    def pooled(pool: ProcessPoolExecutor) -> list[list[bytes] | tuple[int, str, str]]:
+        # Workers decode straight into one RAM-backed map; nothing is copied back.
+        nonlocal slices
         path, slices = _shared_volume(shape)
         try:
             parts = chunks(count, cores())
-            outcomes = list(
+            return list(
                 pool.map(
                     _decode_range, [geometry] * len(parts), parts, [path] * len(parts), [None] * len(parts)
                 )
             )
         finally:
             os.unlink(path)  # the mapping stays valid; the memory goes when the array does
+
+    outcomes = run_with_fallback(pooled, local, count)
     digests: list[bytes] = []
     for outcome in outcomes:
         if isinstance(outcome, tuple):

@@ -11,7 +11,12 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MIN_FILES_FOR_POOL = 48
 _pool: ProcessPoolExecutor | None = None
@@ -26,6 +31,8 @@ def pool_for(files: int) -> ProcessPoolExecutor | None:
     global _pool
     if files < MIN_FILES_FOR_POOL or cores() < 2:
         return None
+    if _pool is not None and getattr(_pool, "_broken", False):
+        discard_pool()  # a worker died (out of memory, killed): start a fresh pool
     if _pool is None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["site_agent.ingest.scan", "site_agent.ingest.volume"])
@@ -37,3 +44,23 @@ def pool_for(files: int) -> ProcessPoolExecutor | None:
 def chunks(count: int, parts: int) -> list[range]:
     step = -(-count // parts)
     return [range(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def discard_pool() -> None:
+    """Forget a pool that failed; the next job starts a new one."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def run_with_fallback(pooled: Callable[[ProcessPoolExecutor], T], local: Callable[[], T], files: int) -> T:
+    """Run on the pool when it pays; if a worker dies, do the job here instead of failing the series."""
+    pool = pool_for(files)
+    if pool is None:
+        return local()
+    try:
+        return pooled(pool)
+    except BrokenProcessPool:
+        discard_pool()
+        return local()
