@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -96,9 +97,20 @@ def _decode_range(
     return digests
 
 
-def _shared_volume(shape: tuple[int, int, int]) -> tuple[str, NDArray[np.float32]]:
-    """A volume in RAM the workers can write to: a file in /dev/shm, unlinked once mapped here."""
-    folder = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path(tempfile.gettempdir())
+def _shared_folder(size: int) -> Path | None:
+    """Where workers can write a volume of `size` bytes: RAM (/dev/shm) if it has room, else disk.
+
+    Containers often give /dev/shm only 64 MB, less than one 512 x 512 series; writing past that
+    would kill the workers, so the free space is checked first.
+    """
+    for folder in (Path("/dev/shm"), Path(tempfile.gettempdir())):
+        if folder.is_dir() and shutil.disk_usage(folder).free > 2 * size:
+            return folder
+    return None
+
+
+def _shared_volume(shape: tuple[int, int, int], folder: Path) -> tuple[str, NDArray[np.float32]]:
+    """A volume the workers can write to: a file mapped here and unlinked once the work is done."""
     for stale in folder.glob("fedsynth-volume-*"):  # left by a run that was killed mid-series
         pid = stale.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
@@ -122,9 +134,12 @@ def load_hu(geometry: Geometry) -> HuVolume:
         return [_decode_range(geometry, range(count), None, slices)]
 
     def pooled(pool: ProcessPoolExecutor) -> list[list[bytes] | tuple[int, str, str]]:
-        # Workers decode straight into one RAM-backed map; nothing is copied back.
+        # Workers decode straight into one shared map; nothing is copied back.
         nonlocal slices
-        path, slices = _shared_volume(shape)
+        folder = _shared_folder(int(np.prod(shape)) * 4)
+        if folder is None:
+            return local()
+        path, slices = _shared_volume(shape, folder)
         try:
             parts = chunks(count, cores())
             return list(

@@ -40,3 +40,24 @@ def test_pool_and_one_process_agree_and_a_killed_worker_is_survived(
     assert np.array_equal(again.hu, alone.hu)
     after = load_hu(geometry)
     assert np.array_equal(after.hu, alone.hu)
+
+
+def test_a_small_dev_shm_is_not_used(phantom_site: PhantomSummary, monkeypatch, tmp_path) -> None:
+    """With too little RAM disk (Docker gives 64 MB), workers write to disk instead of dying."""
+    import shutil as shutil_module
+
+    import site_agent.ingest.volume as volume
+
+    geometry = _series(phantom_site)
+    reference = load_hu(geometry).hu.copy()
+    real_usage = shutil_module.disk_usage
+
+    def tiny_dev_shm(path):  # type: ignore[no-untyped-def]
+        usage = real_usage(path)
+        return usage._replace(free=1024) if str(path) == "/dev/shm" else usage
+
+    monkeypatch.setattr(volume.shutil, "disk_usage", tiny_dev_shm)
+    monkeypatch.setattr(volume.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(workers, "MIN_FILES_FOR_POOL", 8)
+    assert volume._shared_folder(10_000_000) == tmp_path
+    assert np.array_equal(load_hu(geometry).hu, reference)
