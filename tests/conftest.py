@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,21 +50,32 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def _handbook_candidates() -> list[Path]:
+    """Where ../shared may be: beside this checkout, or beside the local checkout it was cloned from."""
+    root = Path(__file__).resolve().parents[1]
+    candidates = [root.parent / "shared"]
+    origin = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():  # a clone of a local checkout (a newcomer's `git clone .`)
+        candidates.append(Path(origin).resolve().parent / "shared")
+    return candidates
+
+
 def real_ct_dir() -> Path:
     """The real chest CT series of ../shared/data/real-ct (or $FEDSYNTH_REAL_CT)."""
     configured = os.environ.get("FEDSYNTH_REAL_CT")
-    base = (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct"
-    )
-    series = base / "Lung_Dx-A0001"
-    if not series.is_dir():
-        message = f"real CT not found at {series}; set FEDSYNTH_REAL_CT"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI always has it: its absence is a broken set-up, not a skip
-        pytest.skip(message)
-    return series
+    bases = [Path(configured)] if configured else [c / "data" / "real-ct" for c in _handbook_candidates()]
+    for base in bases:
+        if (base / "Lung_Dx-A0001").is_dir():
+            return base / "Lung_Dx-A0001"
+    message = f"real CT not found in {', '.join(map(str, bases))}; set FEDSYNTH_REAL_CT"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI always has it: its absence is a broken set-up, not a skip
+    pytest.skip(message)
 
 
 @pytest.fixture
