@@ -86,8 +86,13 @@ def test_storescu_to_receive_to_store(site_config: Path, tmp_path: Path) -> None
         )
         assert sent.returncode == 0, sent.stderr
         assert _wait(receiver, lambda: _cases(settings.paths.store) == 1, 90), "the series was not ingested"
-        inbox = [p for p in settings.paths.incoming.rglob("*") if p.is_file()]
-        assert inbox == [], "an ingested series must leave the inbox"
+
+        def inbox() -> list[Path]:
+            return [p for p in settings.paths.incoming.rglob("*") if p.is_file()]
+
+        # The case is committed first; the receiver then writes its report and clears the inbox.
+        _wait(receiver, lambda: not inbox(), 30)
+        assert inbox() == [], "an ingested series must leave the inbox"
         assert list((settings.paths.logs).glob("receive-*.json"))
     finally:
         receiver.send_signal(signal.SIGTERM)
