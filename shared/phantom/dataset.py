@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from shared.classes import DEFAULT_CLASSES
+from shared.leftovers import remove_leftovers
 from shared.phantom.defects import DEFECTS, DefectRecord
 from shared.phantom.dicom_io import spec_for_study, write_series
 from shared.phantom.nifti_io import write_mask
@@ -164,10 +165,7 @@ class _Defect:
 def _fresh_staging(out: Path, staging: Path) -> None:
     """Create the staging folder, first clearing any a killed run left behind (its process is gone)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        pid = stale.name.rpartition("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_leftovers(out.parent, f".{out.name}.partial-")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()

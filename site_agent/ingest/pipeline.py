@@ -211,18 +211,5 @@ def _load_mask(path: Path, volume: HuVolume, warnings: list[str]) -> np.ndarray 
 
 
 def _accepted(record: CaseRecord, status: str, warnings: list[str]) -> AcceptedCase:
-    return AcceptedCase(
-        case_id=record.case_id,
-        version=record.version,
-        status=status,  # type: ignore[arg-type]
-        label=record.label,
-        split=record.split,
-        shape=record.shape,
-        spacing_mm=record.spacing_mm,
-        source_spacing_mm=record.source_spacing_mm,
-        source_slices=record.source_slices,
-        hu_min=record.hu_min,
-        hu_max=record.hu_max,
-        has_mask=record.has_mask,
-        warnings=warnings,
-    )
+    shown = {k: v for k, v in record.public().items() if k in AcceptedCase.model_fields}
+    return AcceptedCase(**shown, status=status, warnings=warnings)

@@ -45,6 +45,17 @@ def _spacing(affine: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(np.linalg.norm(affine[:3, :3], axis=0))
 
 
+def _shifted(affine: NDArray[np.float64], start: list[int]) -> NDArray[np.float64]:
+    """The affine of a sub-volume whose voxel 0 is voxel `start` of the original."""
+    moved = affine.copy()
+    moved[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
+    return moved
+
+
+def _tensor(volume: NDArray[Any], affine: NDArray[np.float64]) -> MetaTensor:
+    return MetaTensor(torch.from_numpy(volume)[None], affine=torch.from_numpy(affine))
+
+
 def _voxel_of(affine: NDArray[np.float64], point_mm: tuple[float, float, float]) -> NDArray[np.float64]:
     return np.asarray((np.linalg.inv(affine) @ np.array([*point_mm, 1.0]))[:3])
 
@@ -86,11 +97,7 @@ class CutAroundd(MapTransform):
             if any(a >= b for a, b in zip(lo, hi, strict=True)):
                 raise MediastinumNotFound("the mediastinum was placed outside the scanned volume")
             box = tensor[0].numpy()[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-            moved = affine.copy()
-            moved[:3, 3] = affine[:3, :3] @ np.asarray(lo, dtype=np.float64) + affine[:3, 3]
-            d[key] = MetaTensor(
-                torch.from_numpy(np.ascontiguousarray(box))[None], affine=torch.from_numpy(moved)
-            )
+            d[key] = _tensor(np.ascontiguousarray(box), _shifted(affine, lo))
         return d
 
 
@@ -109,9 +116,7 @@ class CropCubed(MapTransform):
             start = [round(c) - self.size // 2 for c in _voxel_of(affine, d["centre_ras"])]
             fill = AIR_HU if key == IMAGE else 0.0
             cube = _crop_with_fill(tensor[0].numpy(), start, self.size, fill)
-            moved = affine.copy()
-            moved[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
-            d[key] = MetaTensor(torch.from_numpy(cube)[None], affine=torch.from_numpy(moved))
+            d[key] = _tensor(cube, _shifted(affine, start))
         return d
 
 
@@ -169,13 +174,9 @@ def preprocess(
     mask: NDArray[np.uint8] | None,
     settings: SitePreprocessing,
 ) -> Preprocessed:
-    data: dict[Hashable, Any] = {
-        IMAGE: MetaTensor(torch.from_numpy(hu)[None], affine=torch.from_numpy(affine))
-    }
+    data: dict[Hashable, Any] = {IMAGE: _tensor(hu, affine)}
     if mask is not None:
-        data[MASK] = MetaTensor(
-            torch.from_numpy(mask.astype(np.float32))[None], affine=torch.from_numpy(affine)
-        )
+        data[MASK] = _tensor(mask.astype(np.float32), affine)
     pipeline, names = build_pipeline(settings)
     # Run the Compose one transform at a time, so that an error can name the step it came from.
     for name, step in zip(names, pipeline.transforms, strict=True):

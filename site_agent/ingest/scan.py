@@ -6,7 +6,6 @@ read its headers, and a file with broken pixel data still gets its series named 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +141,7 @@ def _read_all(paths: list[Path], root: Path) -> list[Instance | str | tuple[str,
     return results
 
 
-def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResult:
+def scan(root: Path) -> ScanResult:
     """Every file under `root`, grouped into series; nothing in it is trusted yet."""
     from site_agent.ingest.workers import chunks, cores, run_with_fallback
 
@@ -157,7 +156,7 @@ def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResul
     groups: dict[tuple[str, str], Series] = {}
     not_dicom: list[str] = []
     unreadable: list[tuple[str, str]] = []
-    for n, result in enumerate(results, start=1):
+    for result in results:
         if isinstance(result, str):
             not_dicom.append(result)
         elif isinstance(result, tuple):
@@ -165,6 +164,4 @@ def scan(root: Path, progress: Callable[[int], None] | None = None) -> ScanResul
         else:
             key = (result.study_uid, result.series_uid)
             groups.setdefault(key, Series(result.study_uid, result.series_uid)).instances.append(result)
-        if progress:
-            progress(n)
     return ScanResult(list(groups.values()), not_dicom, unreadable)

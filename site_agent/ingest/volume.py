@@ -20,10 +20,12 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
+from shared.leftovers import remove_leftovers
 from site_agent.ingest.checks import Geometry, SeriesRejected
 
 HU_MIN, HU_MAX = -1024.0, 3071.0
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+VOLUME_PREFIX = "fedsynth-volume-"
 
 
 @dataclass
@@ -111,11 +113,8 @@ def _shared_folder(size: int) -> Path | None:
 
 def _shared_volume(shape: tuple[int, int, int], folder: Path) -> tuple[str, NDArray[np.float32]]:
     """A volume the workers can write to: a file mapped here and unlinked once the work is done."""
-    for stale in folder.glob("fedsynth-volume-*"):  # left by a run that was killed mid-series
-        pid = stale.name.split("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            stale.unlink(missing_ok=True)
-    fd, path = tempfile.mkstemp(prefix=f"fedsynth-volume-{os.getpid()}-", dir=folder)
+    remove_leftovers(folder, VOLUME_PREFIX)  # volumes of runs killed mid-series
+    fd, path = tempfile.mkstemp(prefix=f"{VOLUME_PREFIX}{os.getpid()}-", dir=folder)
     os.close(fd)
     volume = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
     return path, volume

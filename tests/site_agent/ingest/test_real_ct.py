@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from site_agent.config import load_site_settings
+from site_agent.config import SitePreprocessing, load_site_settings
 from site_agent.ingest.checks import check_series
 from site_agent.ingest.mediastinum import body_mask, lung_mask
 from site_agent.ingest.pipeline import ingest
@@ -35,7 +35,7 @@ def test_real_series_geometry_and_hu() -> None:
 def test_real_crop_is_between_the_lungs_and_in_front_of_the_spine() -> None:
     found = scan(real_ct_dir().parent)
     volume = load_hu(check_series(found.series[0], min_slices=20))
-    cube = preprocess(volume.hu, volume.affine, None, load_site_settings_defaults())
+    cube = preprocess(volume.hu, volume.affine, None, SitePreprocessing())
     # Independent landmarks in scanner RAS millimetres, from the full-resolution volume.
     body = body_mask(volume.hu)
     lungs = lung_mask(volume.hu, body)
@@ -53,12 +53,6 @@ def test_real_crop_is_between_the_lungs_and_in_front_of_the_spine() -> None:
         f"centre y {y:.0f} is not in front of the spine at {spine_y:.0f}"
     )  # RAS: +y is anterior
     assert cube.image.shape == (64, 64, 64)
-
-
-def load_site_settings_defaults():  # type: ignore[no-untyped-def]
-    from site_agent.config import SitePreprocessing
-
-    return SitePreprocessing()
 
 
 def test_real_series_ingests_through_the_cli_path(site_config: Path) -> None:
