@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shared.classes import DEFAULT_CLASSES
 from shared.cli_support import console, friendly_errors, root_options
+from site_agent.cli_generator import budget, export, sample, train
 from site_agent.config import CONFIG_ENV_VAR, SiteReceive, load_site_settings
 from site_agent.errors import CommandInputError
 from site_agent.site_toml import write_site_toml
@@ -425,6 +426,10 @@ def _print_profiles() -> None:
     console.print(table)
     for p in PROFILES.values():
         console.print(f"{p.name}: {p.description}.", highlight=False)
+
+
+for command in (train, sample, export, budget):
+    app.command()(command)
 
 
 def main() -> None:

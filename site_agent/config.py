@@ -62,6 +62,29 @@ class SiteReceive(SettingsSection):
     idle_seconds: float = Field(30.0, gt=0, description="a series quiet this long is complete: ingest it")
 
 
+class SiteGenerator(SettingsSection):
+    backend: Literal["dpgan3d"] = "dpgan3d"
+    epochs: float = Field(30.0, gt=0, le=10_000, description="expected passes over the training patients")
+    batch_size: int = Field(8, ge=1, le=4096, description="expected real patients per step")
+    latent_dim: int = Field(64, ge=4, le=1024)
+    width: int = Field(16, ge=2, le=256, description="channels at full resolution; 4-8 for CPU demos")
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0, description="per-patient gradient clipping norm")
+    grad_sample_mode: Literal["hooks", "functorch"] = "functorch"  # leaner and faster: bench/generator.py
+    checkpoint_seconds: float = Field(
+        60.0, ge=0, description="how often training state is saved (0: every step)"
+    )
+
+
+class SiteAudit(SettingsSection):
+    # A sample is "close" when it sits nearer a training case than this quantile of fresh
+    # (held-out) patients do; see site_agent/synthetic/audit.py.
+    quantile: float = Field(0.05, gt=0, lt=1)
+    max_close_fraction: float = Field(
+        0.2, ge=0, le=1, description="more close samples than this blocks export"
+    )
+
+
 class SiteCompute(SettingsSection):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -74,6 +97,8 @@ class SiteSettings(FileSettings):
     preprocessing: SitePreprocessing = SitePreprocessing()
     ingest: SiteIngest = SiteIngest()
     receive: SiteReceive = SiteReceive()
+    generator: SiteGenerator = SiteGenerator()
+    audit: SiteAudit = SiteAudit()
     compute: SiteCompute = SiteCompute()
 
     @model_validator(mode="after")

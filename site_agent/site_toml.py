@@ -73,6 +73,31 @@ host = "{host}"
 # A series that received nothing for this many seconds is complete: it is ingested.
 idle_seconds = {idle_seconds}
 
+[generator]
+# The synthetic-data generator, trained here with DP-SGD (`site-agent train`).
+backend = "{backend}"
+# Expected passes over the training patients; more steps cost more epsilon for the same noise.
+epochs = {epochs}
+# Expected number of real patients per step (each is drawn independently: Poisson sampling).
+batch_size = {batch_size}
+latent_dim = {latent_dim}
+# Network width: 16 or more on a GPU; 4 to 8 for CPU-only demos.
+width = {width}
+learning_rate = {learning_rate}
+# Each patient's gradient is clipped to this norm before noise is added.
+max_grad_norm = {max_grad_norm}
+# How Opacus computes per-patient gradients: "hooks" or "functorch" (see bench/generator.py).
+grad_sample_mode = "{grad_sample_mode}"
+# Seconds between training checkpoints (a crashed run resumes from the last one).
+checkpoint_seconds = {checkpoint_seconds}
+
+[audit]
+# Memorisation audit before any export: a sample is "close" when it sits nearer to a training
+# case than the `quantile` of fresh held-out patients do. More close samples than
+# `max_close_fraction` blocks the export for your review.
+quantile = {quantile}
+max_close_fraction = {max_close_fraction}
+
 [compute]
 # "auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".
 device = "auto"
@@ -98,6 +123,17 @@ def render_site_toml(site_id: str) -> str:
         port=defaults.receive.port,
         host=defaults.receive.host,
         idle_seconds=defaults.receive.idle_seconds,
+        backend=defaults.generator.backend,
+        epochs=defaults.generator.epochs,
+        batch_size=defaults.generator.batch_size,
+        latent_dim=defaults.generator.latent_dim,
+        width=defaults.generator.width,
+        learning_rate=defaults.generator.learning_rate,
+        max_grad_norm=defaults.generator.max_grad_norm,
+        grad_sample_mode=defaults.generator.grad_sample_mode,
+        checkpoint_seconds=defaults.generator.checkpoint_seconds,
+        quantile=defaults.audit.quantile,
+        max_close_fraction=defaults.audit.max_close_fraction,
     )
 
 

@@ -144,11 +144,14 @@ def _ingest_study(
     series, volume = chosen
 
     label = label_row.label if label_row else None
-    split = (label_row.split if label_row and label_row.split else None) or _holdout_draw(case_id, settings)
+    patient = names.patient_ref(series.patient_id, series.study_uid)
+    split = (label_row.split if label_row and label_row.split else None) or _holdout_draw(patient, settings)
     latest = store.latest(case_id)
     warnings: list[str] = []
     if latest is not None and latest.fingerprint == volume.fingerprint:
         status = "unchanged"
+        if latest.patient != patient:
+            store.set_patient(case_id, patient)
         if (latest.label, latest.split) != (label, split) and label_row is not None:
             store.relabel(case_id, label, split)
             status = "relabelled"
@@ -179,6 +182,7 @@ def _ingest_study(
             hu_min=low,
             hu_max=high,
             created_at="",
+            patient=patient,
         ),
         cube.image,
         cube.mask,
@@ -186,9 +190,10 @@ def _ingest_study(
     return _accepted(record, "new" if latest is None else "new-version", warnings)
 
 
-def _holdout_draw(case_id: str, settings: SiteSettings) -> str:
-    """A case's split without a `split` column: a keyed draw, the same on every run."""
-    draw = int(hmac.new(b"holdout", case_id.encode(), "sha256").hexdigest()[:8], 16) / 0xFFFFFFFF
+def _holdout_draw(patient: str, settings: SiteSettings) -> str:
+    """A case's split without a `split` column: a keyed draw, the same on every run. Drawn per
+    patient, so no patient's studies sit on both sides of the split."""
+    draw = int(hmac.new(b"holdout", patient.encode(), "sha256").hexdigest()[:8], 16) / 0xFFFFFFFF
     return "holdout" if draw < settings.preprocessing.holdout_fraction else "train"
 
 

@@ -41,6 +41,12 @@ class Pseudonyms:
     def case_id(self, study_uid: str) -> str:
         return f"case-{self._digest('study', study_uid)}"
 
+    def patient_ref(self, patient_id: str, study_uid: str) -> str:
+        """The privacy unit. A study without a PatientID is counted as a patient of its own."""
+        if patient_id:
+            return f"patient-{self._digest('patient', patient_id)}"
+        return f"patient-{self._digest('patient-of-study', study_uid)}"
+
     def series_ref(self, series_uid: str) -> str:
         return f"series-{self._digest('series', series_uid)}"
 

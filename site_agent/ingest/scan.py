@@ -18,6 +18,7 @@ HEADER_TAGS = [
     "SOPClassUID",
     "SOPInstanceUID",
     "StudyInstanceUID",
+    "PatientID",
     "SeriesInstanceUID",
     "Modality",
     "InstanceNumber",
@@ -44,6 +45,7 @@ class Instance:
     sop_uid: str
     study_uid: str
     series_uid: str
+    patient_id: str  # only ever turned into a keyed pseudonym: the privacy unit is the patient
     modality: str
     instance_number: int | None
     position: tuple[float, float, float] | None
@@ -62,6 +64,10 @@ class Series:
     study_uid: str
     series_uid: str
     instances: list[Instance] = field(default_factory=list)
+
+    @property
+    def patient_id(self) -> str:
+        return self.instances[0].patient_id if self.instances else ""
 
     @property
     def kernel(self) -> str:
@@ -108,6 +114,7 @@ def read_instance(path: Path, root: Path) -> Instance:
         sop_uid=str(ds.get("SOPInstanceUID", "")),
         study_uid=str(ds.get("StudyInstanceUID", "")),
         series_uid=str(ds.get("SeriesInstanceUID", "")),
+        patient_id=str(ds.get("PatientID", "") or "").strip(),
         modality=str(ds.get("Modality", "")),
         instance_number=int(number) if number not in (None, "") else None,
         position=(position[0], position[1], position[2]) if position else None,

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS cases (
     hu_min REAL NOT NULL,
     hu_max REAL NOT NULL,
     created_at TEXT NOT NULL,
+    patient TEXT,
     PRIMARY KEY (case_id, version)
 );
 """
@@ -68,6 +69,9 @@ class CaseRecord:
     hu_min: float
     hu_max: float
     created_at: str
+    # Keyed pseudonym of the PatientID: the unit of differential privacy. None only in stores
+    # written before fedsynth recorded it, until the case is ingested again.
+    patient: str | None = None
 
     def public(self) -> dict[str, object]:
         """What `cases --json` and reports show: no fingerprint, nothing from the DICOM headers."""
@@ -85,6 +89,9 @@ class CaseStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}
+        if "patient" not in columns:  # a store from before patients were recorded
+            self._db.execute("ALTER TABLE cases ADD COLUMN patient TEXT")
         self._remove_orphans()
 
     def close(self) -> None:
@@ -157,7 +164,7 @@ class CaseStore:
         tmp.replace(self.cases_dir / name)
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.case_id,
                     record.version,
@@ -173,6 +180,7 @@ class CaseStore:
                     record.hu_min,
                     record.hu_max,
                     record.created_at,
+                    record.patient,
                 ),
             )
         return record
@@ -181,6 +189,10 @@ class CaseStore:
         """Labels are metadata: a corrected label applies to every version of the case."""
         with self._transaction() as db:
             db.execute("UPDATE cases SET label = ?, split = ? WHERE case_id = ?", (label, split, case_id))
+
+    def set_patient(self, case_id: str, patient: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE cases SET patient = ? WHERE case_id = ?", (patient, case_id))
 
     def load(
         self, case_id: str, version: int | None = None
@@ -213,6 +225,7 @@ def _record(row: tuple) -> CaseRecord:  # type: ignore[type-arg]
         hu_min,
         hu_max,
         created,
+        patient,
     ) = row
     return CaseRecord(
         case_id=case_id,
@@ -229,4 +242,5 @@ def _record(row: tuple) -> CaseRecord:  # type: ignore[type-arg]
         hu_min=hu_min,
         hu_max=hu_max,
         created_at=created,
+        patient=patient,
     )

@@ -1,0 +1,166 @@
+"""DP versus non-private generator training: step time, peak memory, sampling speed.
+
+    python -m bench.generator [--steps 6] [--quick]
+
+Each configuration runs in its own process so its peak memory is its own: the real `dpgan3d`
+backend trains on random cubes (the speed of a step does not depend on the pixel values) with
+Poisson batches of the stated expected size, and the median step time over the measured steps is
+reported (the first steps are warm-up). Ratios compare configurations of one run on one machine.
+On a CUDA machine peak memory is the GPU's; on CPU it is the process's resident set.
+
+Writes bench/results/generator.json (bench/results/generator-cuda.json on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import peak_rss_mb, write_result
+
+WARMUP = 2
+
+
+def _one(case: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from shared.classes import DEFAULT_CLASSES
+    from shared.privacy import Mechanism
+    from site_agent.generator.backend import StepReport, TrainingPlan, TrainingSet
+    from site_agent.generator.checkpoints import FileCheckpointer
+    from site_agent.generator.dpgan3d.backend import DPGan3D
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cube, batch, steps, patients = case["cube"], case["batch"], case["steps"], 64
+    torch.manual_seed(0)
+    data = TrainingSet(
+        volumes=torch.rand(patients, 2, cube, cube, cube) * 2 - 1,
+        labels=torch.randint(0, len(DEFAULT_CLASSES), (patients,)),
+        classes=DEFAULT_CLASSES,
+    )
+    backend = DPGan3D(
+        cube=cube,
+        classes=DEFAULT_CLASSES,
+        latent_dim=64,
+        width=case["width"],
+        learning_rate=2e-4,
+        grad_sample_mode=case["mode"],
+        device=device,
+    )
+    rate = batch / patients
+    plan = TrainingPlan(
+        mechanism=Mechanism(1.0, rate, steps) if case["dp"] else None,
+        max_grad_norm=1.0,
+        batch_size=batch,
+        steps=steps,
+        accountant="rdp",
+        seed=1,
+    )
+    baseline_mb = peak_rss_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    stamps: list[float] = []
+
+    def tick(_: StepReport) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        backend.train(data, plan, checkpoints=FileCheckpointer(Path(folder), every_seconds=1e9), on_step=tick)
+    times = [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)][WARMUP:]
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb() - baseline_mb
+    labels = torch.arange(64) % len(DEFAULT_CLASSES)
+    backend.sample(labels.numpy(), seed=0, batch_size=8)  # warm-up
+    began = time.perf_counter()
+    backend.sample(labels.numpy(), seed=1, batch_size=8)
+    per_second = 64 / (time.perf_counter() - began)
+    return {
+        **case,
+        "device": device.type,
+        "step_s_median": round(statistics.median(times), 4),
+        "measured_steps": len(times),
+        "peak_memory_mb": round(peak, 1),
+        "sample_volumes_per_s": round(per_second, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
+    parser.add_argument("--quick", action="store_true", help="32^3 only")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(_one(json.loads(args.case))))
+        return
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    sizes = [(32, 8, 8)] if args.quick else [(32, 8, 8), (64, 4, 8)]
+    if gpu:
+        sizes = [(32, 32, 16), (64, 16, 16)]
+    results = []
+    for cube, batch, width in sizes:
+        for dp, mode in [(False, "hooks"), (True, "hooks"), (True, "functorch")]:
+            case = {
+                "cube": cube,
+                "batch": batch,
+                "width": width,
+                "dp": dp,
+                "mode": mode,
+                "steps": args.steps + WARMUP,
+            }
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.generator", "--case", json.dumps(case)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            results.append(row)
+            print(
+                f"{cube}^3 batch {batch} {'DP ' + mode if dp else 'non-private'}: step "
+                f"{row['step_s_median']:.3f} s, peak {row['peak_memory_mb']:.0f} MB, "
+                f"{row['sample_volumes_per_s']:.1f} samples/s",
+                flush=True,
+            )
+    ratios = {}
+    for cube, _, _ in sizes:
+        rows = {(r["dp"], r["mode"]): r for r in results if r["cube"] == cube}
+        plain = rows[(False, "hooks")]
+        for mode in ("hooks", "functorch"):
+            dp = rows[(True, mode)]
+            ratios[f"{cube}^3 DP {mode} / non-private step time"] = round(
+                dp["step_s_median"] / plain["step_s_median"], 2
+            )
+            ratios[f"{cube}^3 DP {mode} / non-private peak memory"] = round(
+                dp["peak_memory_mb"] / max(plain["peak_memory_mb"], 1.0), 2
+            )
+    for name, value in ratios.items():
+        print(f"{name}: {value}x")
+    path = write_result(
+        "generator-cuda" if gpu else "generator",
+        {
+            "note": "one step = one DP discriminator update (real Poisson batch + as many fakes) and one "
+            "generator update; median over measured steps after warm-up",
+            "configurations": results,
+            "ratios": ratios,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

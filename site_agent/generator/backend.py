@@ -1,0 +1,98 @@
+"""What every generator backend offers: train under a DP plan, sample, save, load.
+
+The DP machinery is not the backend's business beyond one rule: every update that reads real
+examples goes through the `PrivateModule` it is given (or through none, when the plan is
+non-private), once per Poisson batch. That is what makes a DP diffusion backend a drop-in: its
+denoiser takes the discriminator's place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from shared.errors import FedsynthError
+from shared.privacy import Mechanism
+
+
+class GeneratorError(FedsynthError):
+    """A generator that cannot be trained, saved, loaded or sampled as asked."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One example per patient: cube and mask stacked as channels, in [-1, 1], and class indices."""
+
+    volumes: torch.Tensor  # (N, 2, D, D, D) float32
+    labels: torch.Tensor  # (N,) int64
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    mechanism: Mechanism | None  # None: non-private (benchmarking only)
+    max_grad_norm: float
+    batch_size: int  # expected real examples per step (= sample_rate * N)
+    steps: int
+    accountant: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int
+    steps: int
+    steps_charged: int  # optimiser steps the accountant recorded so far (0 when non-private)
+    losses: dict[str, float]
+
+
+# Called after each step, for progress; it must not touch the training state.
+StepCallback = Callable[[StepReport], None]
+
+
+class Checkpointer(Protocol):
+    def due(self, step: int) -> bool: ...
+    def save(self, step: int, state: dict[str, Any]) -> None: ...
+    def load(self) -> tuple[int, dict[str, Any]] | None: ...
+
+
+@dataclass(frozen=True)
+class Samples:
+    images: NDArray[np.float32]  # (K, D, D, D) in [-1, 1]
+    masks: NDArray[np.uint8]  # (K, D, D, D) in {0, 1}
+    labels: NDArray[np.int64]  # (K,)
+
+
+class GeneratorBackend(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    def train(
+        self, data: TrainingSet, plan: TrainingPlan, *, checkpoints: Checkpointer, on_step: StepCallback
+    ) -> int:
+        """Train (resuming from the last checkpoint if any); return the optimiser steps charged."""
+        ...
+
+    def sample(self, labels: NDArray[np.int64], *, seed: int, batch_size: int = 8) -> Samples: ...
+
+    def save(self, folder: Path) -> str:
+        """Write the weights (safetensors) and the backend's card; return the weights' sha256."""
+        ...
+
+
+def choose_device(setting: str) -> torch.device:
+    """`auto`: the first CUDA GPU when there is one, the CPU otherwise."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise GeneratorError(f"site.toml [compute] device = {setting!r}, but this machine has no CUDA GPU")
+    return torch.device(setting)

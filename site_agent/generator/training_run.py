@@ -1,0 +1,220 @@
+"""`site-agent train`: plan a DP run, charge it to the ledger, train (or resume), record what ran.
+
+    plan     sample rate q = batch/N, steps = epochs/q, noise calibrated to the asked epsilon
+    reserve  the ledger checks the cap and charges the whole plan before the first step
+    train    the backend, checkpointing its state and the accountant's history together
+    complete the accountant's own count of steps is checked against the plan and recorded
+
+A crash anywhere resumes with the same command: the reservation is found, the checkpoint loaded,
+and the accountant continues from the steps it had recorded. Nothing is charged twice, and a run
+that never finishes stays charged in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.errors import FedsynthError
+from shared.privacy import Mechanism, compose_epsilon, default_delta, noise_for_epsilon
+from shared.schemas import GeneratorInfo, PrivacySpend
+from site_agent.config import SiteSettings
+from site_agent.generator.backend import StepReport, TrainingPlan, choose_device
+from site_agent.generator.checkpoints import FileCheckpointer
+from site_agent.generator.registry import new_backend
+from site_agent.generator.review import write_review
+from site_agent.generator.training_set import load_training_set
+from site_agent.ingest.store import CaseStore
+from site_agent.privacy.budget import PlannedRun, reserve
+from site_agent.privacy.ledger import Ledger, Run, encode_epsilon
+
+RUN_CARD = "run.json"
+
+
+class TrainingBlocked(FedsynthError):
+    """An unfinished run stands in the way of a new one."""
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What a finished run cost and produced; the run folder's `run.json`."""
+
+    run_id: str
+    round_id: str
+    patients: int
+    privacy: PrivacySpend
+    generator: GeneratorInfo
+    cube: int
+    spacing_mm: float
+    classes: tuple[str, ...]
+    finished_at: str
+    resumed: bool
+
+    def write(self, folder: Path) -> None:
+        data = {
+            **asdict(self),
+            "privacy": self.privacy.model_dump(),
+            "generator": self.generator.model_dump(),
+        }
+        data["privacy"]["epsilon"] = encode_epsilon(self.privacy.epsilon)
+        tmp = folder / f".{RUN_CARD}.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(folder / RUN_CARD)
+
+    @classmethod
+    def read(cls, folder: Path) -> TrainedRun:
+        data = json.loads((folder / RUN_CARD).read_text())
+        privacy = data.pop("privacy")
+        privacy["epsilon"] = math.inf if privacy["epsilon"] == "inf" else privacy["epsilon"]
+        generator = GeneratorInfo(**data.pop("generator"))
+        return cls(
+            **{**data, "classes": tuple(data["classes"])},
+            privacy=PrivacySpend(**privacy),
+            generator=generator,
+        )
+
+
+Progress = Callable[[StepReport, float], None]  # the step, and epsilon spent so far by this run
+
+
+def train_generator(
+    settings: SiteSettings,
+    *,
+    epsilon: float,
+    epochs: float | None = None,
+    round_id: str = "local",
+    abandon: bool = False,
+    progress: Progress | None = None,
+) -> TrainedRun:
+    gen = settings.generator
+    with CaseStore(settings.paths.store) as store:
+        data = load_training_set(store, settings.classes)
+    n = len(data)
+    delta = default_delta(n, settings.privacy.delta)
+    sample_rate = min(1.0, gen.batch_size / n)
+    steps = math.ceil((epochs or gen.epochs) / sample_rate)
+    private = math.isfinite(epsilon)
+
+    ledger = Ledger(settings.paths.ledger)
+    run = _resumable(ledger, round_id=round_id, epsilon=epsilon, abandon=abandon)
+    resumed = run is not None
+    if run is None:
+        mechanism = None
+        if private:
+            sigma = noise_for_epsilon(
+                epsilon=epsilon,
+                delta=delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=settings.privacy.accountant,
+            )
+            mechanism = Mechanism(sigma, sample_rate, steps)
+        planned_epsilon = (
+            compose_epsilon([mechanism], delta=delta, accountant=settings.privacy.accountant)
+            if mechanism
+            else math.inf
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        run = reserve(
+            settings,
+            PlannedRun(
+                run_id=f"{round_id}-{stamp}",
+                round_id=round_id,
+                mechanism=mechanism,
+                max_grad_norm=gen.max_grad_norm,
+                delta=delta,
+                epsilon=planned_epsilon,
+            ),
+        )
+    mechanism = run.mechanism() if run.private else None
+    plan = TrainingPlan(
+        mechanism=mechanism,
+        max_grad_norm=run.max_grad_norm,
+        batch_size=gen.batch_size,
+        steps=run.planned_steps if run.private else steps,
+        accountant=run.accountant,
+        seed=int(hashlib.sha256(run.run_id.encode()).hexdigest()[:8], 16),
+    )
+
+    folder = settings.paths.models / run.run_id
+    backend = new_backend(settings, choose_device(settings.compute.device))
+    checkpoints = FileCheckpointer(folder, every_seconds=gen.checkpoint_seconds)
+
+    def on_step(report: StepReport) -> None:
+        if progress is not None:
+            spent = (
+                compose_epsilon(
+                    [Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, report.steps_charged)],
+                    delta=run.delta,
+                    accountant=run.accountant,
+                )
+                if mechanism
+                else math.inf
+            )
+            progress(report, spent)
+
+    charged = backend.train(data, plan, checkpoints=checkpoints, on_step=on_step)
+    if mechanism is not None and charged != plan.steps:
+        raise FedsynthError(f"the accountant recorded {charged} steps, the plan was {plan.steps}")
+    weights_sha = backend.save(folder)
+    spend = (
+        compose_epsilon([mechanism], delta=run.delta, accountant=run.accountant) if mechanism else math.inf
+    )
+    write_review(backend, data=data, folder=folder / "review")
+    result = TrainedRun(
+        run_id=run.run_id,
+        round_id=run.round_id,
+        patients=n,
+        privacy=PrivacySpend(
+            epsilon=spend,
+            delta=run.delta,
+            accountant=run.accountant if mechanism else "none",
+            noise_multiplier=run.noise_multiplier,
+            sample_rate=plan.mechanism.sample_rate if plan.mechanism else sample_rate,
+            steps=plan.steps,
+            max_grad_norm=run.max_grad_norm,
+        ),
+        generator=GeneratorInfo(backend=backend.name, version=backend.version, weights_sha256=weights_sha),
+        cube=settings.preprocessing.cube,
+        spacing_mm=settings.preprocessing.spacing_mm,
+        classes=settings.classes,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        resumed=resumed,
+    )
+    result.write(folder)
+    with ledger.locked():
+        ledger.append(
+            "complete",
+            run_id=run.run_id,
+            steps=charged if mechanism else plan.steps,
+            epsilon=encode_epsilon(spend),
+        )
+    checkpoints.remove()
+    return result
+
+
+def _resumable(ledger: Ledger, *, round_id: str, epsilon: float, abandon: bool) -> Run | None:
+    unfinished = ledger.unfinished()
+    if not unfinished:
+        return None
+    run = unfinished[-1]
+    if abandon:
+        with ledger.locked():
+            for r in unfinished:
+                ledger.append("abandon", run_id=r.run_id)
+        return None
+    same_epsilon = (
+        run.private and math.isfinite(epsilon) and math.isclose(run.planned_epsilon, epsilon, rel_tol=0.02)
+    ) or (not run.private and not math.isfinite(epsilon))
+    if run.round_id == round_id and same_epsilon:
+        return run
+    raise TrainingBlocked(
+        f"run {run.run_id} (round {run.round_id}, epsilon {run.planned_epsilon:.2f}) did not finish. "
+        "Run the same command again to resume it (its spend is already charged), or pass --abandon to "
+        "give it up (its reserved spend stays charged) and start this one."
+    )

@@ -1,0 +1,1 @@
+"""Synthetic sets: sampled from a trained generator, audited, and exported."""

@@ -1,0 +1,74 @@
+"""A small trained site, built once per session: phantom DICOM, ingested at 32^3, one DP generator."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.phantom import PhantomRequest, write_phantom
+from site_agent.config import SiteSettings, load_site_settings
+from site_agent.generator.training_run import TrainedRun, train_generator
+from site_agent.ingest.pipeline import ingest
+from site_agent.site_toml import write_site_toml
+from tests.conftest import TEST_MATRIX, TEST_SLICE_MM
+
+# A tiny generator: the tests check accounting, files and privacy, not image quality.
+TINY = {
+    "cube = 64": "cube = 32",
+    "spacing_mm = 2.0": "spacing_mm = 4.0",
+    "width = 16": "width = 4",
+    "latent_dim = 64": "latent_dim = 8",
+    "batch_size = 8": "batch_size = 4",
+    "epochs = 30.0": "epochs = 3.0",
+}
+
+
+def tiny_site(folder: Path, site_id: str = "site-t", **replace: str) -> Path:
+    path = write_site_toml(folder, site_id)
+    text = path.read_text()
+    for old, new in {**TINY, **replace}.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+@dataclass(frozen=True)
+class TrainedSite:
+    config: Path
+    dicom: Path
+    run: TrainedRun
+
+    @property
+    def settings(self) -> SiteSettings:
+        return load_site_settings(self.config)
+
+    def copy(self, to: Path) -> TrainedSite:
+        """A private copy a test may spend from (relative paths in site.toml follow the folder)."""
+        shutil.copytree(self.config.parent, to)
+        return TrainedSite(to / self.config.name, self.dicom, self.run)
+
+
+@pytest.fixture(scope="session")
+def trained_site(tmp_path_factory: pytest.TempPathFactory) -> TrainedSite:
+    root = tmp_path_factory.mktemp("generator")
+    dicom = root / "dicom"
+    write_phantom(
+        PhantomRequest(
+            out=dicom,
+            cases=24,
+            profile="site_c",
+            seed=5,
+            matrix=TEST_MATRIX,
+            slice_mm=TEST_SLICE_MM,
+            balanced=True,
+        )
+    )
+    config = tiny_site(root / "site")
+    settings = load_site_settings(config)
+    ingest(settings, dicom, labels_csv=dicom / "labels.csv")
+    run = train_generator(settings, epsilon=4.0)
+    return TrainedSite(config, dicom, run)

@@ -1,0 +1,114 @@
+"""The ledger survives torn writes and kill -9, refuses to answer when edited, and composes runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.privacy import Mechanism, compose_epsilon
+from site_agent.privacy.ledger import Ledger, LedgerError, total_spend
+
+RESERVE = {
+    "round_id": "r1",
+    "accountant": "rdp",
+    "noise_multiplier": 1.5,
+    "sample_rate": 0.2,
+    "steps": 100,
+    "max_grad_norm": 1.0,
+    "delta": 1e-5,
+    "epsilon": 2.5,
+}
+
+
+def test_runs_are_charged_in_full_from_reservation_and_composed(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append("reserve", run_id="a", **RESERVE)
+    ledger.append("reserve", run_id="b", **{**RESERVE, "steps": 300})
+    ledger.append("complete", run_id="a", steps=100, epsilon=2.5)
+    runs = ledger.runs()
+    assert runs["a"].state == "complete" and runs["b"].state == "running"
+    spend = total_spend(runs, delta=1e-5, accountant="rdp", cap=100)
+    expected = compose_epsilon(
+        [Mechanism(1.5, 0.2, 100), Mechanism(1.5, 0.2, 300)], delta=1e-5, accountant="rdp"
+    )
+    assert spend.epsilon == pytest.approx(expected)  # the running run "b" counts all 300 planned steps
+    assert spend.remaining == pytest.approx(100 - expected)
+
+
+def test_a_non_private_release_leaves_no_guarantee(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append("reserve", run_id="np", **{**RESERVE, "noise_multiplier": 0.0, "epsilon": "inf"})
+    ledger.append("complete", run_id="np", steps=100, epsilon="inf")
+    assert total_spend(ledger.runs(), delta=1e-5, accountant="rdp", cap=10).epsilon == 0.0
+    ledger.append("release", run_id="np", round_id="r1", samples=6, set_sha256="0" * 64)
+    spend = total_spend(ledger.runs(), delta=1e-5, accountant="rdp", cap=10)
+    assert math.isinf(spend.epsilon) and spend.remaining == 0 and spend.non_private_releases == 1
+
+
+def test_a_torn_last_line_is_ignored_and_cut_off_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.append("reserve", run_id="a", **RESERVE)
+    with path.open("ab") as fh:
+        fh.write(b'{"event": "complete", "run_id": "a", "st')  # a writer killed mid-line
+    assert [e["event"] for e in ledger.events()] == ["reserve"]
+    ledger.append("complete", run_id="a", steps=100, epsilon=2.5)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["crc"] for line in lines)
+    assert ledger.runs()["a"].state == "complete"
+
+
+def test_an_edited_ledger_is_refused_not_guessed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    ledger.append("reserve", run_id="a", **RESERVE)
+    ledger.append("reserve", run_id="b", **RESERVE)
+    path.write_text(path.read_text().replace('"steps": 100', '"steps": 1', 1))  # someone lowers a charge
+    with pytest.raises(LedgerError, match="damaged at line 1"):
+        ledger.runs()
+
+
+def test_events_about_unknown_runs_are_refused(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append("complete", run_id="ghost", steps=1, epsilon=1.0)
+    with pytest.raises(LedgerError, match="never reserved"):
+        ledger.runs()
+
+
+WRITER = """
+import sys
+from site_agent.privacy.ledger import Ledger
+ledger = Ledger(__import__("pathlib").Path(sys.argv[1]))
+n = 0
+while True:
+    ledger.append("reserve", run_id=f"run-{n}", round_id="r", accountant="rdp", noise_multiplier=1.0,
+                  sample_rate=0.1, steps=10, max_grad_norm=1.0, delta=1e-5, epsilon=1.0, pad="x" * 5000)
+    n += 1
+"""
+
+
+def test_kill_9_during_writes_loses_no_acknowledged_event_and_breaks_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 40):
+            time.sleep(0.01)
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.wait()
+    ledger = Ledger(path)
+    runs = ledger.runs()  # every complete line is intact; a torn tail, if any, is ignored
+    assert len(runs) >= 40
+    assert list(runs) == [f"run-{n}" for n in range(len(runs))]
+    ledger.append("complete", run_id="run-0", steps=10, epsilon=1.0)
+    assert ledger.runs()["run-0"].state == "complete"
+    assert path.read_bytes().endswith(b"\n")
