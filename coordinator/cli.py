@@ -63,7 +63,15 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")] = Path(
         "demo-output"
     ),
-    cases: Annotated[int, typer.Option("--cases", help="Phantom studies per hospital.")] = 12,
+    cases: Annotated[
+        int,
+        typer.Option(
+            "--cases",
+            min=12,
+            help="Phantom studies per hospital; at least 12, so each has enough training patients "
+            "for a generator after the held-out share is set aside.",
+        ),
+    ] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the phantom patients.")] = 0,
 ) -> None:
     """Run a local federation on phantom data: phantom hospitals, their site agents, the coordinator.

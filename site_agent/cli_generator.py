@@ -108,7 +108,8 @@ def sample(
 ) -> None:
     """Sample a synthetic set for your own review, and run the memorisation audit on it.
 
-    Nothing is released: the set and OUT/../OUT.audit.json stay where you put them. Use
+    Nothing is released: the set, and the audit report written beside it as OUT.audit.json (it
+    describes distances to patients: keep it on site), stay where you put them. Use
     `site-agent export` to release a set.
     """
     from site_agent.synthetic.export import AUDIT_FILE, sample_set
