@@ -35,9 +35,9 @@ import pydicom
 import site_agent.ingest.workers as workers
 from bench.common import peak_rss_mb, write_result
 from shared.phantom import PhantomRequest, read_labels, write_phantom
+from shared.preprocessing import preprocess
 from site_agent.config import SitePreprocessing
 from site_agent.ingest.checks import check_series
-from site_agent.ingest.preprocess import preprocess
 from site_agent.ingest.scan import scan
 from site_agent.ingest.volume import load_hu
 

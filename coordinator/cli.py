@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from coordinator.cli_model import model_app, phantom_dataset
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo import DemoOptions, run_demo
@@ -80,6 +81,10 @@ def demo(
     demo folder (and refuses to touch a folder the demo did not create).
     """
     run_demo(DemoOptions(out=out, cases=cases, seed=seed), console)
+
+
+app.add_typer(model_app)
+app.command("phantom-dataset")(phantom_dataset)
 
 
 def main() -> None:

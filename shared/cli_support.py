@@ -9,6 +9,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared import __version__
 from shared.errors import FedsynthError
@@ -73,3 +74,17 @@ def root_options(program: str) -> Callable[..., None]:
         setup_logging(verbose)
 
     return root
+
+
+def status_bar() -> Progress:
+    """A transient progress bar with a `status` field for figures that change as work goes on
+    (epsilon so far, losses, validation scores)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )

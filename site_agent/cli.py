@@ -16,6 +16,7 @@ from rich.table import Table
 
 from shared.classes import DEFAULT_CLASSES
 from shared.cli_support import console, friendly_errors, root_options
+from site_agent.cli_evaluate import evaluate
 from site_agent.cli_generator import budget, export, sample, train
 from site_agent.config import CONFIG_ENV_VAR, SiteReceive, load_site_settings
 from site_agent.errors import CommandInputError
@@ -428,7 +429,7 @@ def _print_profiles() -> None:
         console.print(f"{p.name}: {p.description}.", highlight=False)
 
 
-for command in (train, sample, export, budget):
+for command in (train, sample, export, budget, evaluate):
     app.command()(command)
 
 

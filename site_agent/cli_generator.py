@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli_support import console, friendly_errors
+from shared.cli_support import console, friendly_errors, status_bar
 from site_agent.config import CONFIG_ENV_VAR, SiteSettings, load_site_settings
 
 ConfigOption = Annotated[
@@ -57,15 +56,7 @@ def train(
     from site_agent.generator.training_run import train_generator
 
     settings = load_site_settings(config)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with status_bar() as bar:
         task = bar.add_task("training", total=None, status="planning")
         last = [0.0]
 

@@ -50,7 +50,13 @@ def discard_pool() -> None:
     """Forget a pool that failed; the next job starts a new one."""
     global _pool
     if _pool is not None:
+        survivors = list((getattr(_pool, "_processes", None) or {}).values())
         _pool.shutdown(wait=False, cancel_futures=True)
+        # Workers of a broken pool can stay blocked on its queue for ever (each holds the queue's
+        # write end too): stop them, or they outlive this process.
+        for process in survivors:
+            if process.is_alive():
+                process.terminate()
         _pool = None
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +46,7 @@ def test_kill_during_ingest_changes_nothing_already_stored(tmp_path: Path, site_
         [sys.executable, "-m", "site_agent", "ingest", str(second), "--config", str(site_config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so the kill takes its worker processes too
     )
     try:
         for _ in range(900):  # bounded: at most 90 s
@@ -53,7 +56,8 @@ def test_kill_during_ingest_changes_nothing_already_stored(tmp_path: Path, site_
                 process.wait(timeout=0.1)
         assert process.poll() is None, "the ingest finished before it could be killed"
     finally:
-        process.kill()
+        # What systemd does to a stopped service: SIGKILL to every process of the group.
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
     files_after, rows_after = _snapshot(store_dir)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from shared.preprocessing import preprocess
+from shared.preprocessing.mediastinum import body_mask, lung_mask
 from site_agent.config import SitePreprocessing, load_site_settings
 from site_agent.ingest.checks import check_series
-from site_agent.ingest.mediastinum import body_mask, lung_mask
 from site_agent.ingest.pipeline import ingest
-from site_agent.ingest.preprocess import preprocess
 from site_agent.ingest.scan import scan
 from site_agent.ingest.volume import load_hu
 from tests.conftest import real_ct_dir

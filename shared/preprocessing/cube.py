@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,13 +20,23 @@ from monai.transforms import Compose, MapTransform, Orientationd, ScaleIntensity
 from numpy.typing import NDArray
 
 from shared.errors import FedsynthError
-from site_agent.config import SitePreprocessing
-from site_agent.ingest.mediastinum import MediastinumNotFound, locate
+from shared.preprocessing.mediastinum import MediastinumNotFound, locate
 
 IMAGE, MASK = "image", "mask"
 AIR_HU = -1024.0
 LOCATE_SPACING_MM = 4.0
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axcodes read as nibabel does: "R" means towards the right
+
+
+class CubeSpec(Protocol):
+    """The cube a site trains on: a site's `[preprocessing]` settings, or a phantom dataset's request."""
+
+    @property
+    def cube(self) -> int: ...
+    @property
+    def spacing_mm(self) -> float: ...
+    @property
+    def window_hu(self) -> tuple[float, float]: ...
 
 
 class PreprocessingError(FedsynthError):
@@ -133,7 +143,7 @@ def _crop_with_fill(volume: NDArray[Any], start: list[int], size: int, fill: flo
     return out
 
 
-def build_steps(settings: SitePreprocessing) -> list[tuple[str, MapTransform]]:
+def build_steps(settings: CubeSpec) -> list[tuple[str, MapTransform]]:
     """The named steps, in order."""
     spacing = settings.spacing_mm
     low, high = settings.window_hu
@@ -162,7 +172,7 @@ def build_steps(settings: SitePreprocessing) -> list[tuple[str, MapTransform]]:
     ]
 
 
-def build_pipeline(settings: SitePreprocessing) -> tuple[Compose, list[str]]:
+def build_pipeline(settings: CubeSpec) -> tuple[Compose, list[str]]:
     """The steps as one MONAI `Compose` (usable with MONAI's own tools), with their names."""
     steps = build_steps(settings)
     return Compose([step for _, step in steps]), [name for name, _ in steps]
@@ -172,7 +182,7 @@ def preprocess(
     hu: NDArray[np.float32],
     affine: NDArray[np.float64],
     mask: NDArray[np.uint8] | None,
-    settings: SitePreprocessing,
+    settings: CubeSpec,
 ) -> Preprocessed:
     data: dict[Hashable, Any] = {IMAGE: _tensor(hu, affine)}
     if mask is not None:

@@ -1,0 +1,115 @@
+"""Diagnostic model speed: training and inference volumes per second, classifier and segmenter.
+
+    python -m bench.diagnosis [--repeats 5]
+
+Times the real networks of `shared.diagnosis.networks` at the CPU size (32^3) and, on a CUDA
+machine, at 64^3 too: one training step (forward, backward, AdamW) on a batch of 16, and
+inference on batches of 16, as medians over repeats after one warm-up. Values of the voxels do
+not change the speed, so the cubes are random. Writes bench/results/diagnosis.json
+(bench/results/diagnosis-cuda.json on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from monai.losses import DiceCELoss
+
+from bench.common import write_result
+from shared.diagnosis.networks import build_classifier, build_segmenter
+
+BATCH = 16
+
+
+def _time(fn: object, repeats: int, device: torch.device) -> float:
+    assert callable(fn)
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _one(
+    name: str,
+    net: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    repeats: int,
+) -> dict[str, object]:
+    device = x.device
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+
+    def train_step() -> None:
+        net.train()
+        loss = loss_fn(net(x), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def infer() -> None:
+        net.eval()
+        net(x)
+
+    train_s, infer_s = _time(train_step, repeats, device), _time(infer, repeats, device)
+    cube = x.shape[-1]
+    print(
+        f"{name} {cube}^3 on {device.type}: train {BATCH / train_s:.1f} volumes/s, "
+        f"inference {BATCH / infer_s:.1f} volumes/s",
+        flush=True,
+    )
+    return {
+        "network": name,
+        "cube": cube,
+        "batch": BATCH,
+        "device": device.type,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "train_volumes_per_s": round(BATCH / train_s, 1),
+        "inference_volumes_per_s": round(BATCH / infer_s, 1),
+    }
+
+
+def measure(cube: int, repeats: int, device: torch.device) -> list[dict[str, object]]:
+    torch.manual_seed(0)
+    x = torch.rand(BATCH, 1, cube, cube, cube, device=device) * 2 - 1
+    y = torch.randint(0, 6, (BATCH,), device=device)
+    m = (torch.rand(BATCH, 1, cube, cube, cube, device=device) > 0.9).float()
+    classifier = build_classifier(cube=cube, classes=6).to(device)
+    segmenter = build_segmenter().to(device)
+    return [
+        _one("classifier", classifier, torch.nn.CrossEntropyLoss(), x, y, repeats),
+        _one("segmenter", segmenter, DiceCELoss(to_onehot_y=True, softmax=True), x, m, repeats),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    gpu = torch.cuda.is_available()
+    device = torch.device("cuda" if gpu else "cpu")
+    rows = []
+    for cube in (32, 64) if gpu else (32,):
+        rows += measure(cube, args.repeats, device)
+    path = write_result(
+        "diagnosis-cuda" if gpu else "diagnosis",
+        {"threads": torch.get_num_threads(), "configurations": rows},
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

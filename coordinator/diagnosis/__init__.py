@@ -1,0 +1,1 @@
+"""Training and evaluating the shared diagnostic model on dataset folders."""

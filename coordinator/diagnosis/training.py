@@ -1,0 +1,240 @@
+"""`coordinator model train`: a classifier (and a lesion segmenter) from one dataset folder.
+
+Class-balanced sampling (each class drawn equally often, whatever its count), MONAI augmentations
+that keep anatomy where it is (small rotations, scalings and shifts, intensity jitter and noise;
+no left-right flips: the heart and the aorta are on one side), a stratified validation split, early
+stopping on the validation score, and the best weights written as they improve, so a crash leaves
+a usable model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from monai.transforms import (
+    Compose,
+    RandAffined,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
+from torch import nn
+
+from shared.diagnosis.bundle import DiagnosticModel, Task, save_model
+from shared.diagnosis.dataset import LoadedDataset, load_dataset
+from shared.diagnosis.metrics import dice, macro_auc
+from shared.diagnosis.networks import build_classifier, build_segmenter
+from shared.errors import FedsynthError
+
+
+class TrainingError(FedsynthError):
+    """A dataset that cannot train the asked model (too few cases, no masks for segmentation)."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    task: Task = "classify"
+    epochs: int = 60
+    patience: int = 12
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    epochs: int
+    loss: float
+    validation: float | None  # macro AUC (classify) or mean Dice (segment); both: their mean
+    best: float | None
+
+
+def _augment(seed: int) -> Compose:
+    keys = ["image", "mask"]
+    augment = Compose(
+        [
+            RandAffined(
+                keys,
+                prob=0.8,
+                rotate_range=(0.12, 0.12, 0.12),
+                scale_range=(0.1, 0.1, 0.1),
+                translate_range=(2, 2, 2),
+                mode=("bilinear", "nearest"),
+                padding_mode="border",
+            ),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            RandGaussianNoised("image", std=0.03, prob=0.5),
+        ]
+    )
+    augment.set_random_state(seed)
+    return augment
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train, validation = [], []
+    for k in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == k))
+        cut = max(1, round(len(members) * fraction)) if len(members) > 1 else 0
+        validation += members[:cut].tolist()
+        train += members[cut:].tolist()
+    return np.array(sorted(train)), np.array(sorted(validation))
+
+
+def _device(setting: str) -> torch.device:
+    return torch.device(
+        "cuda"
+        if setting == "auto" and torch.cuda.is_available()
+        else ("cpu" if setting == "auto" else setting)
+    )
+
+
+def train_model(
+    dataset_dir: Path, out: Path, options: TrainOptions, progress: Callable[[EpochReport], None] | None = None
+) -> DiagnosticModel:
+    data = load_dataset(dataset_dir)
+    classes = data.card.classes
+    if len(data) < 2 * len(classes):
+        raise TrainingError(
+            f"{dataset_dir} has {len(data)} cases; training needs at least {2 * len(classes)}"
+        )
+    segment = options.task in ("segment", "both")
+    classify = options.task in ("classify", "both")
+    if segment and not data.masks.any():
+        raise TrainingError(f"{dataset_dir} has no lesion in any mask; it cannot train a segmenter")
+    torch.manual_seed(options.seed)
+    device = _device(options.device)
+    cube = data.images.shape[1]
+    train_idx, val_idx = stratified_split(data.labels, options.validation_fraction, options.seed)
+
+    classifier = build_classifier(cube=cube, classes=len(classes)).to(device) if classify else None
+    segmenter = build_segmenter().to(device) if segment else None
+    params = [p for net in (classifier, segmenter) if net is not None for p in net.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs)
+    ce, dice_ce = nn.CrossEntropyLoss(), DiceCELoss(to_onehot_y=True, softmax=True)
+    augment = _augment(options.seed)
+    counts = np.bincount(data.labels[train_idx], minlength=len(classes))
+    weights = torch.as_tensor(1.0 / counts[data.labels[train_idx]], dtype=torch.float64)
+    sampler_rng = torch.Generator().manual_seed(options.seed)
+
+    metadata: dict[str, Any] = {
+        "schema_id": "fedsynth.model_card/1",
+        "name": "fedsynth mediastinal CT diagnostic model",
+        "task": options.task,
+        "classes": list(classes),
+        "input": {
+            "cube": cube,
+            "spacing_mm": list(data.card.spacing_mm),
+            "channels": 1,
+            "intensity": data.card.intensity,
+        },
+        "outputs": {
+            "classifier": "softmax probabilities, one per class, in `classes` order" if classify else None,
+            "segmenter": "2 channels: background, lesion (any class)" if segment else None,
+        },
+        "training": {
+            "dataset_id": data.card.dataset_id,
+            "dataset_version": data.card.version,
+            "dataset_card": data.card.to_dict(),
+            "cases": len(train_idx),
+            "validation_cases": len(val_idx),
+            "options": {k: getattr(options, k) for k in options.__dataclass_fields__ if k != "device"},
+        },
+    }
+    best: float | None = None
+    best_epoch, stale = 0, 0
+    model = DiagnosticModel(classifier, segmenter, metadata)
+    for epoch in range(1, options.epochs + 1):
+        for net in (classifier, segmenter):
+            if net is not None:
+                net.train()
+        order = torch.multinomial(weights, len(train_idx), replacement=True, generator=sampler_rng).numpy()
+        losses = []
+        for start in range(0, len(order), options.batch_size):
+            batch = [
+                augment(
+                    {
+                        "image": data.images[train_idx[i]][None],
+                        "mask": data.masks[train_idx[i]][None].astype(np.float32),
+                    }
+                )
+                for i in order[start : start + options.batch_size]
+            ]
+            x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
+            y = torch.as_tensor(data.labels[train_idx[order[start : start + options.batch_size]]]).to(device)
+            loss = torch.zeros((), device=device)
+            if classifier is not None:
+                loss = loss + ce(classifier(x), y)
+            if segmenter is not None:
+                m = torch.stack([torch.as_tensor(b["mask"]) for b in batch]).round().to(device)
+                loss = loss + dice_ce(segmenter(x), m)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach().item())
+        scheduler.step()
+        score = _validate(model, data, val_idx, device)
+        if score is not None and (best is None or score > best):
+            best, best_epoch, stale = score, epoch, 0
+            metadata["metrics"] = {
+                "validation_score": score,
+                "best_epoch": epoch,
+                **_scores(model, data, val_idx, device),
+            }
+            save_model(out, model)  # the best so far, on disk at once
+        else:
+            stale += 1
+        if progress:
+            progress(EpochReport(epoch, options.epochs, float(np.mean(losses)), score, best))
+        if stale >= options.patience:
+            break
+    metadata["training"]["epochs_run"] = epoch
+    metadata["training"]["stopped_early"] = epoch < options.epochs
+    final = DiagnosticModel(classifier, segmenter, metadata)
+    if best_epoch == 0:
+        save_model(out, final)
+    else:  # the weights on disk are the best epoch's; update only the card
+        from shared.diagnosis.bundle import load_model
+
+        final = load_model(out, device=device)
+        final.metadata.update({"training": metadata["training"]})
+        save_model(out, final)
+    return final
+
+
+def _scores(
+    model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, device: torch.device
+) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    if len(idx) == 0:
+        return scores
+    images = data.images[idx]
+    if model.classifier is not None:
+        value = macro_auc(model.probabilities(images, device=device), data.labels[idx])
+        if value is not None:
+            scores["validation_macro_auc"] = value
+    if model.segmenter is not None:
+        predicted = model.lesion_masks(images, device=device)
+        values = [dice(p, t > 0) for p, t in zip(predicted, data.masks[idx], strict=True)]
+        present = [v for v in values if v is not None]
+        if present:
+            scores["validation_mean_dice"] = float(np.mean(present))
+    return scores
+
+
+def _validate(
+    model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, device: torch.device
+) -> float | None:
+    scores = _scores(model, data, idx, device)
+    return float(np.mean(list(scores.values()))) if scores else None

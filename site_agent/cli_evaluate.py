@@ -1,0 +1,54 @@
+"""`site-agent evaluate`: score a diagnostic model on this site's held-out real cases.
+
+Registered on the `site-agent` app by `site_agent.cli`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shared.cli_support import console, friendly_errors
+from site_agent.config import CONFIG_ENV_VAR, load_site_settings
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help=f"Settings file. Default: ${CONFIG_ENV_VAR}, then ./site.toml."),
+]
+
+
+@friendly_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder (metadata.json and safetensors weights).")],
+    config: ConfigOption = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics reply here.")] = None,
+) -> None:
+    """Score a diagnostic model on this site's labelled held-out cases. Only metrics are shown or
+    written: counts and rates, never a case, an image or a per-case score."""
+    from site_agent.evaluation import evaluate_on_holdout
+
+    settings = load_site_settings(config)
+    with console.status("scoring the model on held-out cases"):
+        reply = evaluate_on_holdout(settings, model_dir)
+    table = Table(title=f"Model {reply.model_sha256[:12]} on {reply.cases} held-out cases of {reply.site_id}")
+    for column in ("class", "cases", "AUC", "sensitivity", "specificity"):
+        table.add_column(column)
+    for k, name in enumerate(reply.classes):
+        m = reply.per_class[name]
+        table.add_row(
+            name,
+            str(sum(reply.confusion[k])),
+            *("n/a" if v is None else f"{v:.3f}" for v in (m.auc, m.sensitivity, m.specificity)),
+        )
+    console.print(table)
+    macro = "n/a" if reply.macro_auc is None else f"{reply.macro_auc:.3f}"
+    console.print(
+        f"macro AUC {macro}, accuracy {reply.accuracy:.3f}, balanced accuracy {reply.balanced_accuracy:.3f}",
+        highlight=False,
+    )
+    if json_out is not None:
+        reply.write(json_out)
+        console.print(f"metrics: {json_out}")
