@@ -184,14 +184,11 @@ def train_model(
             optimizer.step()
             losses.append(loss.detach().item())
         scheduler.step()
-        score = _validate(model, data, val_idx, device)
+        scores = _scores(model, data, val_idx, device)
+        score = float(np.mean(list(scores.values()))) if scores else None
         if score is not None and (best is None or score > best):
             best, best_epoch, stale = score, epoch, 0
-            metadata["metrics"] = {
-                "validation_score": score,
-                "best_epoch": epoch,
-                **_scores(model, data, val_idx, device),
-            }
+            metadata["metrics"] = {"validation_score": score, "best_epoch": epoch, **scores}
             save_model(out, model)  # the best so far, on disk at once
         else:
             stale += 1
@@ -231,10 +228,3 @@ def _scores(
         if present:
             scores["validation_mean_dice"] = float(np.mean(present))
     return scores
-
-
-def _validate(
-    model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, device: torch.device
-) -> float | None:
-    scores = _scores(model, data, idx, device)
-    return float(np.mean(list(scores.values()))) if scores else None
