@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -58,13 +57,8 @@ def train(
     settings = load_site_settings(config)
     with status_bar() as bar:
         task = bar.add_task("training", total=None, status="planning")
-        last = [0.0]
 
         def show(report: StepReport, spent: float) -> None:
-            now = time.monotonic()
-            if now - last[0] < 0.5 and report.step < report.steps:
-                return
-            last[0] = now
             status = (
                 f"epsilon so far {_eps(spent)}  loss D {report.losses['d']:.3f} G {report.losses['g']:.3f}"
             )

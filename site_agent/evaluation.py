@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.devices import choose_device
 from shared.diagnosis.bundle import ModelError, load_model, model_sha256
 from shared.diagnosis.metrics import auc, balanced_accuracy, confusion, macro_auc
 from shared.errors import FedsynthError
 from shared.schemas import ClassMetrics, SiteMetricsReply
 from site_agent.config import SiteSettings
-from site_agent.generator.backend import choose_device
 from site_agent.ingest.store import CaseStore
 
 

@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
+from shared.devices import choose_device
 from shared.diagnosis.bundle import ModelError, load_model, model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.diagnosis.metrics import roc_curve
@@ -20,7 +20,7 @@ from shared.diagnosis.report import evaluation_report
 
 
 def evaluate_model(model_dir: Path, dataset_dir: Path, *, plots: Path | None = None) -> dict[str, Any]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device("auto")
     model = load_model(model_dir, device=device)
     data = load_dataset(dataset_dir)
     if data.card.classes != model.classes:

@@ -26,6 +26,7 @@ from monai.transforms import (
 )
 from torch import nn
 
+from shared.devices import choose_device
 from shared.diagnosis.bundle import DiagnosticModel, Task, save_model
 from shared.diagnosis.dataset import LoadedDataset, load_dataset
 from shared.diagnosis.metrics import dice, macro_auc
@@ -91,14 +92,6 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.array(sorted(train)), np.array(sorted(validation))
 
 
-def _device(setting: str) -> torch.device:
-    return torch.device(
-        "cuda"
-        if setting == "auto" and torch.cuda.is_available()
-        else ("cpu" if setting == "auto" else setting)
-    )
-
-
 def train_model(
     dataset_dir: Path, out: Path, options: TrainOptions, progress: Callable[[EpochReport], None] | None = None
 ) -> DiagnosticModel:
@@ -113,7 +106,7 @@ def train_model(
     if segment and not data.masks.any():
         raise TrainingError(f"{dataset_dir} has no lesion in any mask; it cannot train a segmenter")
     torch.manual_seed(options.seed)
-    device = _device(options.device)
+    device = choose_device(options.device)
     cube = data.images.shape[1]
     train_idx, val_idx = stratified_split(data.labels, options.validation_fraction, options.seed)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,31 +51,37 @@ class DiagnosticModel:
     def cube(self) -> int:
         return int(self.metadata["input"]["cube"])
 
-    @torch.no_grad()
     def probabilities(
         self, images: NDArray[np.float32], *, device: torch.device, batch: int = 16
     ) -> NDArray[np.float64]:
         if self.classifier is None:
             raise ModelError("this model has no classifier (trained with --task segment)")
-        self.classifier.eval()
-        out = []
-        for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start : start + batch]).unsqueeze(1).to(device)
-            out.append(torch.softmax(self.classifier(x).float(), dim=1).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+        scores = _batched(self.classifier, images, device, batch, lambda y: torch.softmax(y.float(), dim=1))
+        return scores.astype(np.float64)
 
-    @torch.no_grad()
     def lesion_masks(
         self, images: NDArray[np.float32], *, device: torch.device, batch: int = 8
     ) -> NDArray[np.bool_]:
         if self.segmenter is None:
             raise ModelError("this model has no segmenter (trained with --task classify)")
-        self.segmenter.eval()
-        out = []
-        for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start : start + batch]).unsqueeze(1).to(device)
-            out.append(self.segmenter(x).argmax(dim=1).bool().cpu().numpy())
-        return np.concatenate(out)
+        return _batched(self.segmenter, images, device, batch, lambda y: y.argmax(dim=1).bool())
+
+
+@torch.no_grad()
+def _batched(
+    net: nn.Module,
+    images: NDArray[np.float32],
+    device: torch.device,
+    batch: int,
+    finish: Callable[[torch.Tensor], torch.Tensor],
+) -> NDArray[Any]:
+    """Run `net` over the cubes in batches, in eval mode, and bring the finished outputs back."""
+    net.eval()
+    out = []
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(images[start : start + batch]).unsqueeze(1).to(device)
+        out.append(finish(net(x)).cpu().numpy())
+    return np.concatenate(out)
 
 
 def _sha256(path: Path) -> str:

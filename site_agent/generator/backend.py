@@ -87,12 +87,3 @@ class GeneratorBackend(Protocol):
     def save(self, folder: Path) -> str:
         """Write the weights (safetensors) and the backend's card; return the weights' sha256."""
         ...
-
-
-def choose_device(setting: str) -> torch.device:
-    """`auto`: the first CUDA GPU when there is one, the CPU otherwise."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise GeneratorError(f"site.toml [compute] device = {setting!r}, but this machine has no CUDA GPU")
-    return torch.device(setting)

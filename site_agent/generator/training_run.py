@@ -15,16 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.devices import choose_device
 from shared.errors import FedsynthError
 from shared.privacy import Mechanism, compose_epsilon, default_delta, noise_for_epsilon
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
-from site_agent.generator.backend import StepReport, TrainingPlan, choose_device
+from site_agent.generator.backend import StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
 from site_agent.generator.registry import new_backend
 from site_agent.generator.review import write_review
@@ -34,6 +36,7 @@ from site_agent.privacy.budget import PlannedRun, reserve
 from site_agent.privacy.ledger import Ledger, Run, encode_epsilon
 
 RUN_CARD = "run.json"
+PROGRESS_SECONDS = 0.5
 
 
 class TrainingBlocked(FedsynthError):
@@ -145,18 +148,24 @@ def train_generator(
     backend = new_backend(settings, choose_device(settings.compute.device))
     checkpoints = FileCheckpointer(folder, every_seconds=gen.checkpoint_seconds)
 
+    last_report = [0.0]
+
     def on_step(report: StepReport) -> None:
-        if progress is not None:
-            spent = (
-                compose_epsilon(
-                    [Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, report.steps_charged)],
-                    delta=run.delta,
-                    accountant=run.accountant,
-                )
-                if mechanism
-                else math.inf
+        # The accountant's answer costs milliseconds: ask it at most twice a second, not every step.
+        now = time.monotonic()
+        if progress is None or (now - last_report[0] < PROGRESS_SECONDS and report.step < report.steps):
+            return
+        last_report[0] = now
+        spent = (
+            compose_epsilon(
+                [Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, report.steps_charged)],
+                delta=run.delta,
+                accountant=run.accountant,
             )
-            progress(report, spent)
+            if mechanism
+            else math.inf
+        )
+        progress(report, spent)
 
     charged = backend.train(data, plan, checkpoints=checkpoints, on_step=on_step)
     if mechanism is not None and charged != plan.steps:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.devices import choose_device
 from shared.errors import FedsynthError
 from shared.schemas import DatasetCard, SiteContribution
 from shared.synthetic_set import SetItem, write_synthetic_set
 from site_agent.config import SiteSettings
-from site_agent.generator.backend import GeneratorError, choose_device
+from site_agent.generator.backend import GeneratorError
 from site_agent.generator.registry import load_backend
 from site_agent.generator.training_run import TrainedRun
 from site_agent.generator.training_set import select_cases
@@ -65,9 +66,12 @@ def sample_set(
     settings: SiteSettings, out: Path, *, per_class: int, run_id: str | None, seed: int
 ) -> SampledSet:
     """Sample `per_class` volumes of every class into `out` (a new folder) and audit them."""
+    return _sample(settings, out, latest_run(settings, run_id), per_class=per_class, seed=seed)
+
+
+def _sample(settings: SiteSettings, out: Path, run: TrainedRun, *, per_class: int, seed: int) -> SampledSet:
     if per_class < 1:
         raise FedsynthError("--per-class must be at least 1")
-    run = latest_run(settings, run_id)
     if run.classes != settings.classes or run.cube != settings.preprocessing.cube:
         raise GeneratorError(
             f"run {run.run_id} was trained for other classes or cube size than site.toml says"
@@ -129,7 +133,7 @@ def export_set(
         raise FedsynthError(f"{out} already exists; choose a new folder (nothing was changed)")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     local = settings.paths.exports / f"{run.run_id}-export-{stamp}"
-    sampled = sample_set(settings, local, per_class=per_class, run_id=run.run_id, seed=seed)
+    sampled = _sample(settings, local, run, per_class=per_class, seed=seed)
     (local.parent / f"{local.name}.{AUDIT_FILE}").write_text(
         json.dumps(sampled.audit.to_dict(), indent=2) + "\n"
     )
