@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from coordinator.cli_federation import certs_app, rounds_app, sites_app, superlink
 from coordinator.cli_model import model_app, phantom_dataset
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
@@ -64,26 +65,35 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")] = Path(
         "demo-output"
     ),
+    sites: Annotated[
+        int, typer.Option("--sites", min=1, max=4, help="Phantom hospitals, one per profile.")
+    ] = 3,
     cases: Annotated[
         int,
         typer.Option(
             "--cases",
             min=12,
-            help="Phantom studies per hospital; at least 12, so each has enough training patients "
-            "for a generator after the held-out share is set aside.",
+            help="Phantom studies per hospital; at least 12, so each keeps enough training patients "
+            "for a generator and held-out patients to score the shared model.",
         ),
-    ] = 12,
+    ] = 24,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the phantom patients.")] = 0,
 ) -> None:
-    """Run a local federation on phantom data: phantom hospitals, their site agents, the coordinator.
+    """Run a whole federation on phantom data on this machine: phantom hospitals with their site
+    agents, a SuperLink and one SuperNode per hospital (TLS and site keys on), and one full round.
 
-    Everything runs on this machine and writes only under --out. Re-running replaces the previous
-    demo folder (and refuses to touch a folder the demo did not create).
+    Everything runs on loopback and writes only under --out; the round's report ends up in
+    OUT/report. Re-running replaces the previous demo folder (and refuses to touch a folder the
+    demo did not create). Ctrl-C stops every process the demo started.
     """
-    run_demo(DemoOptions(out=out, cases=cases, seed=seed), console)
+    run_demo(DemoOptions(out=out, sites=sites, cases=cases, seed=seed), console)
 
 
 app.add_typer(model_app)
+app.add_typer(certs_app)
+app.add_typer(sites_app)
+app.add_typer(rounds_app)
+app.command()(superlink)
 app.command("phantom-dataset")(phantom_dataset)
 
 

@@ -32,8 +32,12 @@ class CoordinatorDatabase(SettingsSection):
 class CoordinatorFederation(SettingsSection):
     superlink_host: str = "127.0.0.1"
     superlink_port: int = Field(9092, ge=1, le=65535)
+    insecure: bool = Field(False, description="no TLS, no site authentication: local development only")
     min_sites: int = Field(2, ge=1)
-    round_timeout_s: float = Field(3600.0, gt=0)
+    round_timeout_s: float = Field(3600.0, gt=0, description="longest wait for synthetic sets")
+    evaluate_timeout_s: float = Field(900.0, gt=0, description="longest wait for site metrics")
+    diagnosis_epochs: int = Field(60, ge=1, le=10_000)
+    diagnosis_patience: int = Field(12, ge=1)
 
 
 class CoordinatorSettings(FileSettings):

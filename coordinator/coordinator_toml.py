@@ -37,10 +37,17 @@ url = ""
 # Where the Flower SuperLink listens for site agents.
 superlink_host = "127.0.0.1"
 superlink_port = 9092
+# true: no TLS and no site authentication. Local development only, never with real sites.
+insecure = false
 # A round goes on with the sites that answered as long as at least this many did.
 min_sites = 2
-# No round waits longer than this for site answers (seconds).
+# No round waits longer than this for synthetic sets (seconds); slower sites are named as missing.
 round_timeout_s = 3600.0
+# Nor longer than this for the sites' metrics on the shared model.
+evaluate_timeout_s = 900.0
+# Training of the shared diagnostic model on each pooled set: most epochs, and early stopping.
+diagnosis_epochs = 60
+diagnosis_patience = 12
 """
 
 

@@ -1,12 +1,9 @@
-"""`coordinator demo`: a local federation on phantom data, on this machine, with the real CLIs.
+"""`coordinator demo`: a whole federation on phantom data, on this machine, with the real programs.
 
-The coordinator never imports the site agent: the demo starts `site-agent` as separate processes,
-exactly as each hospital would run it on its own machine, and reads back only what a coordinator
-would be shown.
-
-The demo runs what exists so far: phantom hospitals with their site agents set up. Each later
-stage (ingestion, private generator training, pooling, diagnosis, Flower rounds) joins it as it
-lands, and the demo says plainly what it did and what it did not do.
+The coordinator never imports the site agent: the demo runs `site-agent` as separate processes,
+exactly as each hospital would on its own machine. It writes phantom hospitals, ingests them, makes
+throwaway certificates, starts a SuperLink and one SuperNode per hospital on loopback (TLS and site
+authentication on), runs one full round, and copies the round's report into OUT/report.
 """
 
 from __future__ import annotations
@@ -14,40 +11,59 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.table import Table
 
+from coordinator.config import load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo_page import write_overview
+from coordinator.federation.certificates import init_certificates
+from coordinator.federation.launch import follow, plan_round, start_run
+from coordinator.federation.local import LocalFederation
+from coordinator.federation.rounds import RoundReport
+from coordinator.federation.summary import round_table
 from shared.classes import DEFAULT_CLASSES
 from shared.errors import FedsynthError
+from shared.federation.processes import free_port
 from shared.phantom import TRAINING_PROFILES
 
 MARKER = ".fedsynth-demo"
-DEMO_MATRIX = "96"  # about 3.7 mm pixels: the demo runs on a laptop CPU in about a minute
+DEMO_MATRIX = "96"  # about 3.7 mm pixels: phantom hospitals are written in seconds
 DEMO_SLICE_MM = "5"
-NOT_YET = (
-    "pooling the synthetic sets and training the shared diagnostic model",
-    "Flower rounds between the coordinator and the site agents, and evaluation back at each site",
-    "the coordinator's web API and researcher downloads",
-)
+ROUND_ID = "demo-round-1"
+NOT_YET = ("the coordinator's web API and researcher downloads",)
+
+# The CPU demo size of DESIGN.md, given to the site agents the way an operator would: by variable.
+# A narrow generator keeps a CPU demo site's DP training to seconds.
+DEMO_ENVIRONMENT = {
+    "FEDSYNTH_PREPROCESSING__CUBE": "32",
+    "FEDSYNTH_PREPROCESSING__SPACING_MM": "4",
+    "FEDSYNTH_GENERATOR__WIDTH": "8",
+}
+DEMO_EPSILON = 8.0
+DEMO_PER_CLASS = 4
+DEMO_COORDINATOR = {"diagnosis_epochs": "30", "diagnosis_patience": "8", "round_timeout_s": "900.0"}
 
 
 class DemoError(FedsynthError):
-    """The demo could not run: its folder is in the way, or a site agent step failed."""
+    """The demo could not run: its folder is in the way, or a step failed."""
 
 
 @dataclass(frozen=True)
 class DemoOptions:
     out: Path
-    cases: int = 12
+    sites: int = 3
+    cases: int = 24
     seed: int = 0
 
 
@@ -64,17 +80,6 @@ def prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("Made by `coordinator demo`; re-running the demo replaces this folder.\n")
 
 
-# The CPU demo size of DESIGN.md, given to the site agents the way an operator would: by variable.
-# A narrow generator keeps a CPU demo site's DP training to seconds.
-DEMO_ENVIRONMENT = {
-    "FEDSYNTH_PREPROCESSING__CUBE": "32",
-    "FEDSYNTH_PREPROCESSING__SPACING_MM": "4",
-    "FEDSYNTH_GENERATOR__WIDTH": "8",
-}
-DEMO_EPSILON = "8"
-DEMO_PER_CLASS = "2"
-
-
 def site_agent(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the site agent CLI as its own process, as a hospital would."""
     command = [sys.executable, "-m", "site_agent", *args]
@@ -87,18 +92,91 @@ def site_agent(*args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def run_demo(options: DemoOptions, console: Console) -> None:
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same clean stop as Ctrl-C: every process the demo started ends
+
+
+def run_demo(options: DemoOptions, console: Console) -> RoundReport:
+    if not 1 <= options.sites <= len(TRAINING_PROFILES):
+        raise DemoError(f"--sites must be 1 to {len(TRAINING_PROFILES)} (one per phantom profile)")
     started = time.monotonic()
     out = options.out.resolve()
     prepare_folder(out)
     console.print(f"[bold]fedsynth demo[/] in {out}")
-    coordinator_toml = write_coordinator_toml(out / "coordinator")
-    console.print(f"coordinator set up: {coordinator_toml}")
+    sites = list(TRAINING_PROFILES)[: options.sites]
+    config = _coordinator(out)
+    _hospitals(out, sites, options, console)
 
-    sites = [*TRAINING_PROFILES, "external"]
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    settings = load_coordinator_settings(config)
+    try:
+        with LocalFederation(settings, config, out / "coordinator" / "logs" / "processes") as federation:
+            with console.status("starting the coordinator's SuperLink (TLS, site authentication on)"):
+                federation.start_superlink()
+            for name in sites:
+                home = out / "sites" / name
+                with console.status(f"site {name}: registering its key and joining the federation"):
+                    federation.register(name, home / "certs" / "site.pub")
+                    federation.join(name, home / "site.toml", env=DEMO_ENVIRONMENT)
+            console.print(f"SuperLink and {len(sites)} SuperNodes running on loopback, TLS and site keys on.")
+            folder = plan_round(
+                settings,
+                config,
+                epsilon=DEMO_EPSILON,
+                per_class=DEMO_PER_CLASS,
+                round_id=ROUND_ID,
+                cube=32,
+                spacing_mm=4.0,
+                min_sites=min(2, len(sites)),
+            )
+            start_run(settings, folder)
+            with console.status("round starting") as status:
+                report = follow(
+                    settings, folder, lambda r: status.update(f"round: {r.state}: {r.progress or r.message}")
+                )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    console.print(round_table(report))
+    console.print(report.message, highlight=False)
+    if report.state != "completed":
+        raise DemoError(f"the round failed: {report.message}. Process logs: {out / 'coordinator' / 'logs'}")
+    report_dir = _report_folder(out, folder.folder, report)
+    page = write_overview(out, sites)
+    console.print(
+        f"Report: {report_dir} (round.json, metrics, budgets, pooled set, montage, ROC). Previews: {page}"
+    )
+    console.print(
+        f"[bold]Done[/] in {time.monotonic() - started:.0f} s. {len(sites)} phantom hospitals kept their "
+        f"DICOM and cases to themselves; each trained a generator with DP-SGD at epsilon {DEMO_EPSILON:g} "
+        "and sent only synthetic volumes, over TLS, to the coordinator, which pooled them, trained the "
+        "shared diagnostic model and had every hospital score it on its own held-out real cases.",
+        highlight=False,
+    )
+    console.print("Not built yet, so not run: " + "; ".join(NOT_YET) + ".")
+    return report
+
+
+def _set(text: str, key: str, value: str) -> str:
+    return re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.MULTILINE)
+
+
+def _coordinator(out: Path) -> Path:
+    config = write_coordinator_toml(out / "coordinator")
+    text = _set(config.read_text(), "superlink_port", str(free_port()))
+    for key, value in DEMO_COORDINATOR.items():
+        text = _set(text, key, value)
+    config.write_text(text)
+    settings = load_coordinator_settings(config)
+    init_certificates(settings.paths.certificates, hosts=["127.0.0.1", "localhost"])
+    return config
+
+
+def _hospitals(out: Path, sites: list[str], options: DemoOptions, console: Console) -> None:
     table = Table(title="Phantom hospitals")
-    for column in ("site", "role", "studies", "per class", "cases stored", "series refused"):
+    for column in ("site", "studies", "per class", "cases stored", "series refused"):
         table.add_column(column)
+    ca = out / "coordinator" / "certs" / "ca.pem"
     for n, name in enumerate(sites):
         home = out / "sites" / name
         dicom = home / "phantom-dicom"
@@ -136,66 +214,38 @@ def run_demo(options: DemoOptions, console: Console) -> None:
                 str(report_path),
             )
             report = json.loads(report_path.read_text())
+        shutil.copyfile(ca, home / "certs" / "coordinator-ca.pem")  # what the operator hands each site
         counts = {c: 0 for c in DEFAULT_CLASSES}
         with (dicom / "labels.csv").open(newline="") as fh:
             for row in csv.DictReader(fh):
                 counts[row["label"]] += 1
         table.add_row(
             name,
-            "external test" if name == "external" else "training",
             str(sum(counts.values())),
             "/".join(str(counts[c]) for c in DEFAULT_CLASSES),
             str(len(report["accepted"])),
             str(len(report["refused"])),
         )
-        console.print(
-            f"site {name}: site.toml, {sum(counts.values())} phantom studies, previews in {dicom / 'preview'}"
-        )
-
     console.print(table)
-    _train_and_export(out, list(TRAINING_PROFILES), console)
-    page = write_overview(out, sites)
-    console.print(f"Previews of every hospital, for a browser: {page}")
     console.print("per class: " + "/".join(DEFAULT_CLASSES), highlight=False)
-    console.print(
-        f"Broken inputs for ingestion tests: {out / 'sites' / sites[0] / 'phantom-dicom' / 'defects.csv'}"
-    )
-    console.print(
-        f"[bold]Done[/] in {time.monotonic() - started:.0f} s. What this demo did: set up a coordinator "
-        f"and {len(sites)} site agents ({len(TRAINING_PROFILES)} training sites and one external test "
-        "site), each with its own phantom hospital written as real DICOM with labels, lesion masks "
-        "and preview images, ingested by its site agent into its private case store; each training "
-        f"site then trained its generator with DP-SGD at epsilon {DEMO_EPSILON} and exported a "
-        f"synthetic set to {out / 'synthetic'}."
-    )
-    console.print("Not built yet, so not run: " + "; ".join(NOT_YET) + ".")
 
 
-def _train_and_export(out: Path, sites: list[str], console: Console) -> None:
-    """Each training site spends part of its budget on a generator and releases a synthetic set."""
-    table = Table(title=f"DP generators (epsilon {DEMO_EPSILON} asked of each site)")
-    for column in ("site", "patients", "epsilon", "delta", "noise", "sample rate", "steps", "exported"):
-        table.add_column(column)
-    for name in sites:
-        config = str(out / "sites" / name / "site.toml")
-        with console.status(f"site {name}: training its generator with DP-SGD (epsilon {DEMO_EPSILON})"):
-            site_agent("train", "--config", config, "--epsilon", DEMO_EPSILON, "--round", "demo")
-        target = out / "synthetic" / name
-        with console.status(f"site {name}: sampling, auditing and exporting its synthetic set"):
-            site_agent("export", str(target), "--config", config, "--per-class", DEMO_PER_CLASS)
-        card = json.loads((target / "card.json").read_text())
-        (contribution,) = card["sites"]
-        privacy = contribution["privacy"]
-        runs = sorted((out / "sites" / name / "models").glob("demo-*/run.json"))
-        patients = json.loads(runs[-1].read_text())["patients"]
-        table.add_row(
-            name,
-            str(patients),
-            f"{privacy['epsilon']:.2f}",
-            f"{privacy['delta']:.0e}",
-            f"{privacy['noise_multiplier']:.2f}",
-            f"{privacy['sample_rate']:.2f}",
-            str(privacy["steps"]),
-            f"{contribution['samples']} volumes",
-        )
-    console.print(table)
+def _report_folder(out: Path, round_dir: Path, report: RoundReport) -> Path:
+    """OUT/report: what an operator would look at after the round."""
+    target = out / "report"
+    target.mkdir()
+    shutil.copyfile(round_dir / "round.json", target / "round.json")
+    (target / "metrics").mkdir()
+    budgets = {}
+    for site, result in report.sites.items():
+        if result.metrics is not None:
+            (target / "metrics" / f"{site}.json").write_text(result.metrics.to_json() + "\n")
+        budgets[site] = {
+            "spent_this_round": result.privacy.epsilon if result.privacy else None,
+            "budget": result.budget.model_dump() if result.budget else None,
+        }
+    (target / "budgets.json").write_text(json.dumps(budgets, indent=2) + "\n")
+    shutil.copytree(Path(str(report.pooled_dataset)), target / f"pooled-v{report.pooled_version}")
+    for png in sorted((round_dir / "figures").glob("*.png")):
+        shutil.copyfile(png, target / png.name)
+    return target

@@ -17,9 +17,11 @@ from rich.table import Table
 from shared.classes import DEFAULT_CLASSES
 from shared.cli_support import console, friendly_errors, root_options
 from site_agent.cli_evaluate import evaluate
+from site_agent.cli_federation import join, keygen
 from site_agent.cli_generator import budget, export, sample, train
 from site_agent.config import CONFIG_ENV_VAR, SiteReceive, load_site_settings
 from site_agent.errors import CommandInputError
+from site_agent.federation.keys import generate_site_key
 from site_agent.site_toml import write_site_toml
 
 if TYPE_CHECKING:
@@ -67,6 +69,13 @@ def init(
     target = write_site_toml(directory, site_id, force=force)
     settings = load_site_settings(target)
     console.print(f"Wrote [bold]{target}[/] for site [bold]{settings.site_id}[/].")
+    key = settings.federation.private_key
+    if not key.exists():
+        public = generate_site_key(key)
+        console.print(
+            f"Made this site's key pair; send [bold]{public}[/] (never the private key) to the "
+            "coordinator operator when joining a federation."
+        )
     console.print(
         f"Privacy budget cap: epsilon {settings.privacy.epsilon_cap:g}. Review the file, then run "
         f"other commands with --config {target}."
@@ -429,7 +438,7 @@ def _print_profiles() -> None:
         console.print(f"{p.name}: {p.description}.", highlight=False)
 
 
-for command in (train, sample, export, budget, evaluate):
+for command in (train, sample, export, budget, evaluate, keygen, join):
     app.command()(command)
 
 

@@ -85,6 +85,16 @@ class SiteAudit(SettingsSection):
     )
 
 
+class SiteFederation(SettingsSection):
+    superlink: str = Field("", description="HOST:PORT of the coordinator's SuperLink; empty: not joined")
+    ca_certificate: Path = Field(Path("certs/coordinator-ca.pem"), description="the coordinator's CA")
+    private_key: Path = Field(Path("certs/site.key"), description="this site's key; never leaves the site")
+    runtime_port: int = Field(9094, ge=1, le=65535, description="the SuperNode's local app port")
+    max_per_class: int = Field(100, ge=1, le=10_000, description="larger requests are refused")
+    egress_log: Path = Field(Path("logs/egress"), description="a copy of every message this site sends")
+    home: Path = Field(Path("flower"), description="the SuperNode's working folder")
+
+
 class SiteCompute(SettingsSection):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -99,6 +109,7 @@ class SiteSettings(FileSettings):
     receive: SiteReceive = SiteReceive()
     generator: SiteGenerator = SiteGenerator()
     audit: SiteAudit = SiteAudit()
+    federation: SiteFederation = SiteFederation()
     compute: SiteCompute = SiteCompute()
 
     @model_validator(mode="after")

@@ -98,6 +98,25 @@ checkpoint_seconds = {checkpoint_seconds}
 quantile = {quantile}
 max_close_fraction = {max_close_fraction}
 
+[federation]
+# The coordinator's SuperLink (HOST:PORT), as the coordinator operator tells you. `site-agent join`
+# connects to it; nothing connects to this site.
+superlink = "{superlink}"
+# The coordinator's CA certificate (from the operator): the SuperLink must present a certificate
+# it signed.
+ca_certificate = "{ca_certificate}"
+# This site's private key, made by `site-agent init` (or `site-agent keygen`). It never leaves the
+# site; send the operator the `.pub` file beside it.
+private_key = "{private_key}"
+# Local port of the SuperNode's app runtime (loopback only). Change it when two agents share a host.
+runtime_port = {runtime_port}
+# Largest number of synthetic samples per class this site will produce for one round.
+max_per_class = {max_per_class}
+# Every message this site sends is also written here, byte for byte, for your audit.
+egress_log = "{egress_log}"
+# The SuperNode's own working folder.
+home = "{home}"
+
 [compute]
 # "auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".
 device = "auto"
@@ -134,6 +153,13 @@ def render_site_toml(site_id: str) -> str:
         checkpoint_seconds=defaults.generator.checkpoint_seconds,
         quantile=defaults.audit.quantile,
         max_close_fraction=defaults.audit.max_close_fraction,
+        superlink=defaults.federation.superlink,
+        ca_certificate=defaults.federation.ca_certificate.as_posix(),
+        private_key=defaults.federation.private_key.as_posix(),
+        runtime_port=defaults.federation.runtime_port,
+        max_per_class=defaults.federation.max_per_class,
+        egress_log=defaults.federation.egress_log.as_posix(),
+        home=defaults.federation.home.as_posix(),
     )
 
 

@@ -26,6 +26,7 @@ class LoadedDataset:
     masks: NDArray[np.uint8]  # (N, D, D, D)
     labels: NDArray[np.int64]  # (N,) indices into card.classes
     card: DatasetCard
+    sites: tuple[str, ...] = ()  # the site of each case, as dataset.json names it
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -40,7 +41,7 @@ def load_dataset(folder: Path) -> LoadedDataset:
         raise DatasetError(f"{folder / 'dataset.json'} is not a datalist: {exc}") from None
     if not entries:
         raise DatasetError(f"{folder} holds no cases")
-    images, masks, labels = [], [], []
+    images, masks, labels, sites = [], [], [], []
     for n, entry in enumerate(entries):
         if entry.get("class") not in card.classes:
             raise DatasetError(
@@ -55,7 +56,10 @@ def load_dataset(folder: Path) -> LoadedDataset:
         images.append(image)
         masks.append(mask)
         labels.append(card.classes.index(entry["class"]))
-    return LoadedDataset(np.stack(images), np.stack(masks), np.asarray(labels, dtype=np.int64), card)
+        sites.append(str(entry.get("site", "")))
+    return LoadedDataset(
+        np.stack(images), np.stack(masks), np.asarray(labels, dtype=np.int64), card, tuple(sites)
+    )
 
 
 def _nifti(path: Path) -> nib.Nifti1Image:

@@ -6,13 +6,18 @@ from shared.schemas.common import GeneratorInfo, PrivacySpend
 from shared.schemas.manifest import ManifestItem, SyntheticSetManifest
 from shared.schemas.metrics import ClassMetrics, SiteMetricsReply
 from shared.schemas.round_request import RoundRequest
+from shared.schemas.site_reply import BudgetStatus, EvaluateRequest, Refusal, RefusalReason
 
 __all__ = [
+    "BudgetStatus",
     "ClassMetrics",
     "DatasetCard",
+    "EvaluateRequest",
     "GeneratorInfo",
     "ManifestItem",
     "PrivacySpend",
+    "Refusal",
+    "RefusalReason",
     "RoundRequest",
     "SchemaError",
     "SiteContribution",

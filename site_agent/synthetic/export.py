@@ -8,6 +8,7 @@ but the refusal.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -20,7 +21,7 @@ import numpy as np
 from shared.devices import choose_device
 from shared.errors import FedsynthError
 from shared.schemas import DatasetCard, SiteContribution
-from shared.synthetic_set import SetItem, write_synthetic_set
+from shared.synthetic_set import SUMS, SetItem, write_synthetic_set
 from site_agent.config import SiteSettings
 from site_agent.generator.backend import GeneratorError
 from site_agent.generator.registry import load_backend
@@ -119,19 +120,16 @@ def _sample(settings: SiteSettings, out: Path, run: TrainedRun, *, per_class: in
     return SampledSet(folder=out, run=run, audit=result, sums_sha256=sums, samples=len(items))
 
 
-def export_set(
-    settings: SiteSettings, out: Path, *, per_class: int, run_id: str | None, seed: int
-) -> SampledSet:
-    run = latest_run(settings, run_id)
+def release_set(settings: SiteSettings, run: TrainedRun, *, per_class: int, seed: int) -> SampledSet:
+    """Sample and audit; when the audit passes, keep the set under [paths] exports and record its
+    release. The returned folder is exactly what may leave the site; a refusal raises ExportRefused."""
     if math.isinf(run.privacy.epsilon) and not settings.privacy.allow_non_private_export:
         raise ExportRefused(
             f"run {run.run_id} was trained without differential privacy (epsilon = infinity); its samples "
             "may not leave the site. For benchmarks on phantom data only, set "
             "[privacy] allow_non_private_export = true in site.toml."
         )
-    if out.exists():
-        raise FedsynthError(f"{out} already exists; choose a new folder (nothing was changed)")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     local = settings.paths.exports / f"{run.run_id}-export-{stamp}"
     sampled = _sample(settings, local, run, per_class=per_class, seed=seed)
     (local.parent / f"{local.name}.{AUDIT_FILE}").write_text(
@@ -147,9 +145,7 @@ def export_set(
             f"export refused by the memorisation audit: {sampled.audit.reason}. Nothing left the site; "
             f"the set is kept for your review in {review}."
         )
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(local, staging)
+    # Recorded before anything is handed out: a crash after this line over-counts, never under-counts.
     with ledger.locked():
         ledger.append(
             "release",
@@ -158,6 +154,27 @@ def export_set(
             samples=sampled.samples,
             set_sha256=sampled.sums_sha256,
         )
+    return sampled
+
+
+def released_copy(settings: SiteSettings, run_id: str, set_sha256: str) -> Path | None:
+    """The local copy of a release the ledger records, found by its SHA256SUMS hash."""
+    for folder in sorted(settings.paths.exports.glob(f"{run_id}-export-*")):
+        sums = folder / SUMS
+        if folder.is_dir() and sums.is_file() and hashlib.sha256(sums.read_bytes()).hexdigest() == set_sha256:
+            return folder
+    return None
+
+
+def export_set(
+    settings: SiteSettings, out: Path, *, per_class: int, run_id: str | None, seed: int
+) -> SampledSet:
+    if out.exists():
+        raise FedsynthError(f"{out} already exists; choose a new folder (nothing was changed)")
+    sampled = release_set(settings, latest_run(settings, run_id), per_class=per_class, seed=seed)
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(sampled.folder, staging)
     staging.rename(out)
     return SampledSet(out, sampled.run, sampled.audit, sampled.sums_sha256, sampled.samples)
 

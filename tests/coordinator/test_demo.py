@@ -1,14 +1,15 @@
-"""`coordinator demo`, run as a real process: it drives real `site-agent` processes."""
+"""`coordinator demo`, run as a real process: a SuperLink, site agents and a round, on loopback."""
 
 from __future__ import annotations
 
-import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from coordinator.demo import prepare_folder
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.config import load_site_settings
@@ -20,58 +21,66 @@ def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_sets_up_a_coordinator_and_phantom_hospitals_that_release_dp_synthetic_sets(
-    tmp_path: Path,
-) -> None:
-    out = tmp_path / "demo"
-    result = coordinator("demo", "--out", str(out), "--cases", "12")
-    assert result.returncode == 0, result.stderr
-    assert (out / "coordinator" / "coordinator.toml").is_file()
-    for site in ("site_a", "site_b", "site_c", "site_d", "external"):
-        home = out / "sites" / site
-        assert load_site_settings(home / "site.toml").site_id == site
-        with (home / "phantom-dicom" / "labels.csv").open() as fh:
-            assert len(list(csv.DictReader(fh))) == 12
-        assert list((home / "phantom-dicom" / "preview").glob("*.png"))
-        report = json.loads((home / "logs" / "demo-ingest.json").read_text())
-        # Every good study is in the site's store; only site_a's broken inputs are refused.
-        assert len(report["accepted"]) == 12 + (1 if site == "site_a" else 0)  # + the two-series study
-        assert len(report["refused"]) == (5 if site == "site_a" else 0)
-        if site == "external":
-            assert not (out / "synthetic" / site).exists()  # the external site only tests
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that name `text` (the demo's folder), read from /proc."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
             continue
-        # Each training site spent epsilon 8 on a generator and released a verified set.
-        assert verify_synthetic_set(out / "synthetic" / site) == 2 * 6 * 2 + 3
-        card = DatasetCard.read(out / "synthetic" / site / "card.json")
-        assert 7.9 < card.sites[0].privacy.epsilon <= 8.0 and card.sites[0].site_id == site
-        ledger = (home / "privacy" / "ledger.jsonl").read_text().splitlines()
-        assert [json.loads(line)["event"] for line in ledger] == ["reserve", "complete", "release"]
-    assert (out / "sites" / "site_a" / "phantom-dicom" / "defects.csv").is_file()
+        if text in args:
+            found.append(f"{cmdline.parent.name} {args}")
+    return found
+
+
+def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = coordinator("demo", "--out", str(out), "--sites", "2", "--cases", "12")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report" / "round.json").read_text())
+    assert report["state"] == "completed" and set(report["sites"]) == {"site_a", "site_b"}
+    for site in ("site_a", "site_b"):
+        home = out / "sites" / site
+        settings = load_site_settings(home / "site.toml")
+        assert settings.site_id == site
+        # Each site spent epsilon 8 on one generator, released one set, and scored the model.
+        ledger = [json.loads(line)["event"] for line in settings.paths.ledger.read_text().splitlines()]
+        assert ledger == ["reserve", "complete", "release"]
+        metrics = json.loads((out / "report" / "metrics" / f"{site}.json").read_text())
+        assert metrics["site_id"] == site and metrics["model_sha256"] == report["model_sha256"]
+        budget = json.loads((out / "report" / "budgets.json").read_text())[site]
+        assert 7.9 < budget["spent_this_round"] <= 8.0 and budget["budget"]["cap"] == 10.0
+        assert (settings.federation.egress_log / "egress.jsonl").is_file()
+    pooled = out / "report" / "pooled-v1"
+    assert verify_synthetic_set(pooled) == 2 * 2 * 6 * 4 + 3
+    card = DatasetCard.read(pooled / "card.json")
+    assert sorted(c.site_id for c in card.sites) == ["site_a", "site_b"]
+    for name in ("montage.png", "roc.png", "site_metrics.png"):
+        assert (out / "report" / name).stat().st_size > 1000
     assert "Not built yet" in result.stdout  # it says plainly what it did not do
-    page = (out / "index.html").read_text()
-    images = [part.split("'")[0] for part in page.split("<img src='")[1:]]
-    assert len(images) >= 5 * 2 and all((out / image).is_file() for image in images)
-
-    too_few = coordinator("demo", "--out", str(out), "--cases", "1")
-    assert too_few.returncode == 2 and "--cases" in too_few.stderr
-    assert (out / "synthetic" / "site_a" / "card.json").is_file()  # a refused run touches nothing
-
-    prepare_folder(out)  # what a re-run does first: its own folder is replaced
-    assert [p.name for p in out.iterdir()] == [".fedsynth-demo"]
+    assert _processes_mentioning(str(out)) == []  # nothing it started outlives it
 
 
-def test_demo_never_touches_a_folder_it_did_not_make(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("keep")
-    result = coordinator("demo", "--out", str(tmp_path))
-    assert result.returncode == 2 and "was not made by the demo" in result.stderr
-    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
-
-
-def test_version_and_help_explain_every_command() -> None:
-    from shared import __version__
-
-    assert coordinator("--version").stdout.strip() == f"coordinator {__version__}"
-    result = coordinator("--help")
-    assert result.returncode == 0
-    for command in ("init", "config", "demo"):
-        assert command in result.stdout
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "coordinator", "demo", "--out", str(out), "--sites", "1", "--cases", "12"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "sites" / "site_a" / "logs" / "egress").exists() and not list(
+            (out / "coordinator" / "data" / "rounds").glob("*/round.json")
+        ):
+            assert demo.poll() is None and time.monotonic() < deadline, "the demo never reached its round"
+            time.sleep(0.5)
+        assert _processes_mentioning(str(out))  # the SuperLink and the site agent are running
+        os.kill(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=60) != 0
+        assert _processes_mentioning(str(out)) == []
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)

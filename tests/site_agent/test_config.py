@@ -36,8 +36,14 @@ def test_init_writes_a_commented_file_with_every_setting_and_paths_under_the_fol
     assert _flatten(tomllib.loads(text)) == _keys(SiteSettings)
     settings = load_site_settings(path)
     assert settings.site_id == "hospital-a"
-    assert settings == SiteSettings(site_id="hospital-a").model_copy(update={"paths": settings.paths})
-    for folder in settings.paths.model_dump().values():
+    fed = settings.federation
+    fed_paths = {k: v for k, v in fed.model_dump().items() if isinstance(v, Path)}
+    defaults = SiteSettings(site_id="hospital-a")
+    expected = defaults.model_copy(
+        update={"paths": settings.paths, "federation": defaults.federation.model_copy(update=fed_paths)}
+    )
+    assert settings == expected
+    for folder in [*settings.paths.model_dump().values(), *fed_paths.values()]:
         assert Path(folder).is_relative_to((tmp_path / "hospital").resolve())
     assert settings.paths.store.is_dir() and settings.paths.ledger.parent.is_dir()
 

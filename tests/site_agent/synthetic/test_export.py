@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 
 from shared.schemas import DatasetCard
@@ -20,23 +19,8 @@ from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
 from site_agent.synthetic.audit import audit
 from site_agent.synthetic.export import ExportRefused, export_set
+from tests.leak_checks import nearest_real_pair, site_secrets
 from tests.site_agent.conftest import TrainedSite
-
-TEXT_VRS = {"UI", "LO", "SH", "PN", "DA", "TM", "DT", "ST", "LT", "AE", "CS", "UT"}
-
-
-def _header_strings(dicom: Path) -> set[str]:
-    """Every identifying-looking value in the site's DICOM headers: UIDs, names, IDs, dates, text."""
-    values: set[str] = set()
-    for path in (p for p in dicom.glob("study_*/**/*") if p.is_file()):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        for element in ds.iterall():
-            if element.VR in TEXT_VRS and element.value not in (None, ""):
-                for value in element.value if element.VM > 1 else [element.value]:
-                    text = str(value).strip()
-                    if (len(text) >= 6 and not text.replace(".", "").isdigit()) or text.count(".") >= 3:
-                        values.add(text)
-    return values
 
 
 def test_an_export_has_the_layout_a_card_that_states_the_spend_and_a_ledger_entry(
@@ -75,11 +59,8 @@ def test_no_exported_byte_carries_a_real_voxel_header_value_uid_or_path(
             data = path.read_bytes()
             blobs.append(gzip.decompress(data) if path.suffix == ".gz" else data)
     everything = b"\n".join(blobs)
-    with CaseStore(settings.paths.store) as store:
-        cases = store.all_latest()
-        real = np.stack([store.load(c.case_id)[1] for c in cases])
-    forbidden = _header_strings(site.dicom) | {c.case_id for c in cases} | {str(c.patient) for c in cases}
-    forbidden |= {str(site.dicom), str(settings.paths.store), str(tmp_path)}
+    forbidden, real = site_secrets(settings, site.dicom)
+    forbidden.add(str(tmp_path))
     assert len(forbidden) > 24 * 5  # at least the study, series and patient values of every study
     leaked = sorted(s for s in forbidden if s.encode() in everything)
     assert leaked == []
@@ -88,11 +69,8 @@ def test_no_exported_byte_carries_a_real_voxel_header_value_uid_or_path(
 
     exported = np.stack([np.asarray(nib.load(p).dataobj) for p in sorted((out / "images").iterdir())])
     rms = np.sqrt(((exported[:, None] - real[None]) ** 2).mean(axis=(2, 3, 4)))  # every pair
-    spread = np.sqrt(((real[:, None] - real[None]) ** 2).mean(axis=(2, 3, 4)))
-    nearest_real_pair = spread[~np.eye(len(real), dtype=bool)].min()
-    assert (
-        rms.min() > 0.5 * nearest_real_pair
-    )  # no sample is nearer a patient than patients are to each other
+    # No sample is nearer a patient than patients are to each other.
+    assert rms.min() > 0.5 * nearest_real_pair(real)
 
 
 def test_a_non_private_generator_cannot_export_unless_the_site_allows_it(

@@ -1,0 +1,232 @@
+"""`coordinator certs|superlink|sites|rounds`: running the federation.
+
+Registered on the `coordinator` app by `coordinator.cli`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
+from shared.cli_support import console, err_console, friendly_errors
+from shared.settings import resolve_config_path
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help=f"Default: ${CONFIG_ENV_VAR}, then ./coordinator.toml.")
+]
+
+
+def _sub(name: str, help_text: str) -> typer.Typer:
+    return typer.Typer(
+        name=name,
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_show_locals=False,
+    )
+
+
+certs_app = _sub("certs", "The coordinator's certificate authority and the SuperLink's TLS certificate.")
+sites_app = _sub("sites", "Register hospitals' site agents by their public keys, and list them.")
+rounds_app = _sub("rounds", "Launch rounds (synthesize, pool, train, evaluate) and follow them.")
+
+
+def _config_path(config: Path | None) -> Path:
+    return resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
+
+
+@certs_app.command("init")
+@friendly_errors
+def certs_init(
+    config: ConfigOption = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host", help="A name or IP sites reach the SuperLink at (repeat). Loopback is always added."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing CA (sites then need the new ca.pem).")
+    ] = False,
+) -> None:
+    """Create the CA and the SuperLink's certificate in [paths] certificates."""
+    from coordinator.federation.certificates import init_certificates
+
+    settings = load_coordinator_settings(config)
+    hosts = list(dict.fromkeys([*(host or []), settings.federation.superlink_host, "127.0.0.1", "localhost"]))
+    hosts = [h for h in hosts if h not in ("0.0.0.0", "::", "")]
+    files = init_certificates(settings.paths.certificates, hosts=hosts, force=force)
+    console.print(f"CA and SuperLink certificate for {', '.join(hosts)} in {files.folder}.")
+    console.print(f"Give every site [bold]{files.ca_certificate}[/] (never ca.key).")
+
+
+@friendly_errors
+def superlink(
+    config: ConfigOption = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="No TLS and no site authentication: local development only.")
+    ] = False,
+) -> None:
+    """Run the Flower SuperLink that site agents connect to, until stopped (Ctrl-C).
+
+    Its state (registered sites, runs, messages) is kept in a database under [paths] data, so a
+    restart loses nothing. TLS and site authentication are on unless --insecure.
+    """
+    from coordinator.federation.superlink import superlink_command
+
+    settings = load_coordinator_settings(config)
+    insecure = insecure or settings.federation.insecure
+    command = superlink_command(settings, insecure=insecure)
+    if insecure:
+        err_console.print(
+            "[bold red]WARNING: --insecure: traffic is NOT encrypted and ANY SuperNode may connect. "
+            "Local development only; never with real sites.[/]"
+        )
+    fed = settings.federation
+    console.print(
+        f"SuperLink on {fed.superlink_host}:{fed.superlink_port}; "
+        f"log in {settings.paths.logs / 'superlink.log'}"
+    )
+    os.execvpe(command.argv[0], command.argv, command.env)
+
+
+@sites_app.command("add")
+@friendly_errors
+def sites_add(
+    site_id: Annotated[str, typer.Argument(help="The site's id (its site.toml site_id).")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The site's .pub file from `site-agent keygen`.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Register a site's public key with the SuperLink (which must be running)."""
+    from coordinator.federation.sites import add_site
+
+    site = add_site(load_coordinator_settings(config), site_id, public_key)
+    console.print(
+        f"Site {site.site_id} registered as node {site.node_id}; key fingerprint {site.fingerprint}"
+    )
+
+
+@sites_app.command("list")
+@friendly_errors
+def sites_list(config: ConfigOption = None) -> None:
+    """The registered sites."""
+    from rich.table import Table
+
+    from coordinator.federation.sites import list_sites
+
+    table = Table(title="Registered sites")
+    for column in ("site", "node", "key fingerprint", "added"):
+        table.add_column(column)
+    for site in list_sites(load_coordinator_settings(config)).values():
+        table.add_row(site.site_id, str(site.node_id), site.fingerprint[:16], site.added_at)
+    console.print(table)
+
+
+@rounds_app.command("launch")
+@friendly_errors
+def rounds_launch(
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="Epsilon each site is asked to spend (it may refuse).")
+    ],
+    per_class: Annotated[
+        int, typer.Option("--per-class", min=1, help="Synthetic samples per class from each site.")
+    ],
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Comma-separated site ids. Default: every registered site.")
+    ] = None,
+    round_id: Annotated[str | None, typer.Option("--round-id", help="Default: round-<UTC time>.")] = None,
+    cube: Annotated[int, typer.Option("--cube", help="Volume edge in voxels; must match the sites.")] = 64,
+    spacing_mm: Annotated[
+        float, typer.Option("--spacing-mm", help="Voxel size; must match the sites.")
+    ] = 2.0,
+    min_sites: Annotated[
+        int | None, typer.Option("--min-sites", min=1, help="Default: [federation] min_sites.")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds to wait for sets. Default: [federation] round_timeout_s."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the round to its end.")] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Start a round on the SuperLink and follow it: synthesis at each site, pooling, the shared
+    model, and its evaluation back at every site."""
+    from coordinator.federation.launch import follow, plan_round, start_run
+    from coordinator.federation.summary import round_table
+
+    path = _config_path(config)
+    settings = load_coordinator_settings(path)
+    folder = plan_round(
+        settings,
+        path,
+        epsilon=epsilon,
+        per_class=per_class,
+        sites=[s.strip() for s in sites.split(",") if s.strip()] if sites else None,
+        round_id=round_id,
+        cube=cube,
+        spacing_mm=spacing_mm,
+        min_sites=min_sites,
+        timeout_s=timeout,
+    )
+    run_id = start_run(settings, folder)
+    console.print(f"Round {folder.folder.name} started as Flower run {run_id}; report: {folder.report_path}")
+    if not wait:
+        return
+    with console.status("starting") as status:
+        report = follow(settings, folder, lambda r: status.update(f"{r.state}: {r.progress or r.message}"))
+    console.print(round_table(report))
+    console.print(report.message, highlight=False)
+    if report.state != "completed":
+        raise typer.Exit(1)
+
+
+@rounds_app.command("list")
+@friendly_errors
+def rounds_list(config: ConfigOption = None) -> None:
+    """Every round, oldest first."""
+    from rich.table import Table
+
+    from coordinator.federation.rounds import list_rounds
+
+    table = Table(title="Rounds")
+    for column in ("round", "state", "created", "sites answered", "pooled set", "message"):
+        table.add_column(column)
+    for r in list_rounds(load_coordinator_settings(config)):
+        answered = sum(1 for s in r.sites.values() if s.synthesis == "answered")
+        table.add_row(
+            r.round_id,
+            r.state,
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
+            f"{answered}/{len(r.sites)}",
+            f"v{r.pooled_version}" if r.pooled_version else "-",
+            r.message[:60],
+        )
+    console.print(table)
+
+
+@rounds_app.command("show")
+@friendly_errors
+def rounds_show(
+    round_id: Annotated[str, typer.Argument()],
+    as_json: Annotated[bool, typer.Option("--json", help="The whole report as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """A round's report: state, each site's outcome, budget and metrics."""
+    from coordinator.federation.rounds import RoundFolder
+    from coordinator.federation.summary import round_table
+
+    report = RoundFolder.of(load_coordinator_settings(config), round_id).read_report()
+    if as_json:
+        console.print_json(report.model_dump_json())
+        return
+    console.print(round_table(report))
+    console.print(report.message, highlight=False)
+
+
+__all__ = ["certs_app", "rounds_app", "sites_app", "superlink"]

@@ -1,0 +1,1 @@
+"""The coordinator's side of the federation: certificates, the SuperLink, site registry, the ServerApp."""

@@ -1,0 +1,16 @@
+"""Errors of the coordinator's federation layer.
+
+FederationError         coordinator.federation: Flower refused a command or a round cannot run
+ +-- CertificateError   certificates.py: TLS files missing or in the way
+ +-- RoundError         rounds.py: an unknown round, or a round folder that is not a round
+"""
+
+from shared.errors import FedsynthError
+
+
+class FederationError(FedsynthError):
+    """Flower refused a command (the message says which and why), or a round cannot be run."""
+
+
+class RoundError(FederationError):
+    """An unknown round id, or a round folder that does not hold a round."""

@@ -1,0 +1,147 @@
+"""`coordinator rounds launch`: plan a round, start its Flower run, and follow it to the end.
+
+The plan is written to the round's folder first, then `flwr run` starts the ServerApp on the
+SuperLink with that folder as its only run-config value. Following a round means reading its
+report as the ServerApp rewrites it, and asking Flower whether the run is still alive: a ServerApp
+that dies leaves the round marked failed with the reason, never stuck.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from coordinator.config import CoordinatorSettings
+from coordinator.federation.errors import FederationError, RoundError
+from coordinator.federation.flower_app import write_app
+from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
+from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport
+from coordinator.federation.sites import list_sites
+from shared.schemas import RoundRequest
+
+FOLLOW_POLL_S = 1.0
+RUN_CHECK_S = 5.0
+START_LIMIT_S = 180.0  # a run Flower has not started by then will not start
+
+
+def plan_round(
+    settings: CoordinatorSettings,
+    config_file: Path,
+    *,
+    epsilon: float,
+    per_class: int,
+    sites: list[str] | None = None,
+    round_id: str | None = None,
+    cube: int = 64,
+    spacing_mm: float = 2.0,
+    min_sites: int | None = None,
+    timeout_s: float | None = None,
+    seed: int = 0,
+) -> RoundFolder:
+    fed = settings.federation
+    round_id = round_id or "round-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder = RoundFolder.of(settings, round_id)
+    if folder.folder.exists():
+        raise RoundError(f"round {round_id!r} already exists in {folder.folder}; choose another --round-id")
+    authenticated = not fed.insecure
+    chosen: tuple[str, ...] = ()
+    if authenticated:
+        registered = list_sites(settings)
+        if not registered:
+            raise FederationError("no site is registered yet: add sites with `coordinator sites add`")
+        unknown = sorted(set(sites or ()) - set(registered))
+        if unknown:
+            raise FederationError(
+                f"--sites: {', '.join(unknown)} not registered (known: {', '.join(registered)})"
+            )
+        chosen = tuple(sites or sorted(registered))
+    wanted_min = min_sites if min_sites is not None else fed.min_sites
+    if authenticated and wanted_min > len(chosen):
+        raise FederationError(
+            f"the round asks {len(chosen)} sites but needs {wanted_min} answers (--min-sites / min_sites)"
+        )
+    synthesis_timeout = timeout_s if timeout_s is not None else fed.round_timeout_s
+    request = RoundRequest(
+        round_id=round_id,
+        epsilon=epsilon,
+        per_class=per_class,
+        classes=settings.classes,
+        volume_shape=(cube, cube, cube),
+        spacing_mm=(spacing_mm, spacing_mm, spacing_mm),
+        timeout_s=synthesis_timeout,
+    )
+    plan = RoundPlan(
+        round_id=round_id,
+        coordinator_config=str(config_file.resolve()),
+        request=request,
+        sites=chosen,
+        authenticated=authenticated,
+        min_sites=wanted_min,
+        synthesis_timeout_s=synthesis_timeout,
+        evaluate_timeout_s=fed.evaluate_timeout_s,
+        diagnosis_epochs=fed.diagnosis_epochs,
+        diagnosis_patience=fed.diagnosis_patience,
+        seed=seed,
+    )
+    folder.write_plan(plan)
+    folder.write_report(RoundReport(round_id=round_id, message="waiting for Flower to start the run"))
+    return folder
+
+
+def start_run(settings: CoordinatorSettings, folder: RoundFolder) -> int:
+    app = write_app(flower_home(settings) / "app")
+    answer = flwr(
+        settings, "run", str(app), CONNECTION, "--run-config", f"round-dir={json.dumps(str(folder.folder))}"
+    )
+    run_id = int(answer["run-id"])
+    report = folder.read_report()
+    report.flower_run_id = run_id
+    folder.write_report(report)
+    return run_id
+
+
+def follow(
+    settings: CoordinatorSettings, folder: RoundFolder, on_update: Callable[[RoundReport], None] | None = None
+) -> RoundReport:
+    """Wait for the round to complete or fail; call `on_update` with each new report."""
+    started = time.monotonic()
+    last_check = 0.0
+    seen = None
+    while True:
+        report = folder.read_report()
+        if on_update is not None and report.model_dump_json() != seen:
+            seen = report.model_dump_json()
+            on_update(report)
+        if report.finished:
+            return report
+        now = time.monotonic()
+        if report.flower_run_id is not None and now - last_check >= RUN_CHECK_S:
+            last_check = now
+            status = run_status(settings, report.flower_run_id)
+            report = folder.read_report()
+            if report.finished:
+                continue
+            if status.startswith("finished"):
+                return _fail(
+                    folder, f"the ServerApp ended ({status}) before the round finished; see `flwr log`"
+                )
+            if status in ("pending", "starting") and now - started > START_LIMIT_S:
+                flwr(settings, "stop", str(report.flower_run_id), CONNECTION)
+                return _fail(folder, f"Flower did not start the round within {START_LIMIT_S:.0f} s")
+        time.sleep(FOLLOW_POLL_S)
+
+
+def run_status(settings: CoordinatorSettings, run_id: int) -> str:
+    answer = flwr(settings, "ls", CONNECTION, "--run-id", str(run_id))
+    runs = answer.get("runs", [])
+    return str(runs[0].get("status", "unknown")) if runs else "unknown"
+
+
+def _fail(folder: RoundFolder, message: str) -> RoundReport:
+    report = folder.read_report()
+    report.state, report.message = "failed", message
+    folder.write_report(report)
+    return report

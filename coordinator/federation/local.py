@@ -1,0 +1,191 @@
+"""A whole federation as processes on this machine, for the demo and the tests.
+
+The SuperLink runs as `coordinator superlink` and each hospital as `site-agent join`, the same
+commands an operator and a hospital's IT run, each in its own process group so that stopping the
+federation stops everything it started (SuperNodes' app processes included) and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from coordinator.config import CoordinatorSettings
+from coordinator.federation.errors import FederationError
+from coordinator.federation.flower_cli import client_address
+from coordinator.federation.sites import Site, add_site, list_sites, online_node_ids
+from shared.federation.processes import free_port
+
+START_TIMEOUT_S = 90.0
+
+
+class LocalFederation:
+    def __init__(self, settings: CoordinatorSettings, config_file: Path, logs: Path) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.logs = logs
+        self.superlink: subprocess.Popen[bytes] | None = None
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[IO[bytes]] = []
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> LocalFederation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(
+        self, argv: list[str], log_name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = (self.logs / log_name).open("ab")
+        self._files.append(log)
+        return subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def start_superlink(self) -> None:
+        argv = [sys.executable, "-m", "coordinator", "superlink", "--config", str(self.config_file)]
+        self.superlink = self._spawn(argv, "superlink.out")
+        host, _, port = client_address(self.settings).rpartition(":")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.superlink.poll() is not None:
+                raise FederationError(f"the SuperLink exited at start; see {self.logs / 'superlink.out'}")
+            try:
+                with socket.create_connection((host, int(port)), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise FederationError(f"the SuperLink did not listen within {START_TIMEOUT_S:.0f} s")
+
+    def register(self, site_id: str, public_key: Path) -> Site:
+        return add_site(self.settings, site_id, public_key)
+
+    def log_of(self, site_id: str) -> Path:
+        return self.logs / f"site-{site_id}.out"
+
+    def join(
+        self, site_id: str, site_config: Path, env: dict[str, str] | None = None, *, wait: bool = True
+    ) -> None:
+        """Start `site-agent join` for one site and (with `wait`) wait until the SuperLink sees it online."""
+        argv = [
+            sys.executable,
+            "-m",
+            "site_agent",
+            "join",
+            "--config",
+            str(site_config),
+            "--superlink",
+            client_address(self.settings),
+        ]
+        if self.settings.federation.insecure:
+            argv.append("--insecure")
+        # Sites sharing one machine get one compute thread each: several trainings that each start a
+        # thread per core oversubscribe it and run several times slower together than one by one.
+        shared_host = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        port_env = {"FEDSYNTH_FEDERATION__RUNTIME_PORT": str(free_port())}
+        self.agents[site_id] = self._spawn(
+            argv, self.log_of(site_id).name, {**shared_host, **(env or {}), **port_env}
+        )
+        if self.settings.federation.insecure or not wait:
+            return
+        node = list_sites(self.settings)[site_id].node_id
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while node not in online_node_ids(self.settings):
+            if self.agents[site_id].poll() is not None:
+                raise FederationError(f"site {site_id}'s agent exited at start; see {self.log_of(site_id)}")
+            if time.monotonic() > deadline:
+                raise FederationError(f"site {site_id} did not come online within {START_TIMEOUT_S:.0f} s")
+            time.sleep(0.5)
+
+    def kill_site(self, site_id: str) -> None:
+        """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
+        _signal_group(self.agents.pop(site_id), signal.SIGKILL)
+
+    def stop_superlink(self) -> None:
+        if self.superlink is not None:
+            _stop(self.superlink)
+            self.superlink = None
+
+    def stop(self) -> None:
+        for process in self.agents.values():
+            _stop(process)
+        self.agents.clear()
+        self.stop_superlink()
+        for log in self._files:
+            log.close()
+        self._files.clear()
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) of every process, from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), fields[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def _family(root: int) -> set[int]:
+    """`root`, its process group, and every descendant, even one that started its own session
+    (Flower starts ServerApp and ClientApp processes that way)."""
+    table = _processes()
+    family = {root} | {pid for pid, (_, group, _) in table.items() if group == root}
+    grew = True
+    while grew:
+        children = {pid for pid, (parent, _, _) in table.items() if parent in family} - family
+        family |= children
+        grew = bool(children)
+    return family
+
+
+def _alive(pids: set[int]) -> set[int]:
+    table = _processes()
+    return {pid for pid in pids if pid in table and table[pid][2] != "Z"}
+
+
+def _kill(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    family = _family(process.pid)
+    _kill(family, sig)
+    process.wait(timeout=30)
+    _kill(_wait_gone(family, 5.0), signal.SIGKILL)
+    _wait_gone(family, 10.0)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process and everything it started; SIGKILL to whatever is left after 15 s."""
+    family = _family(process.pid)
+    _kill(family, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    _kill(_wait_gone(family, 5.0), signal.SIGKILL)
+    process.wait(timeout=15)
+    _wait_gone(family, 10.0)

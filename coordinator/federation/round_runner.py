@@ -1,0 +1,354 @@
+"""One round, end to end, as the ServerApp runs it (DESIGN.md, "One round, end to end").
+
+    synthesizing  send query.synthesize to every selected site, collect until all answered or the
+                  deadline; validate and store each set as it arrives
+    pooling       build the next version of the pooled set (needs at least min_sites sets)
+    training      train the shared diagnostic model on it
+    evaluating    send the model to every site that answered; collect metrics until the deadline
+    completed     report and figures written; or failed, with the reason, at any step
+
+No wait is unbounded: every collection has a deadline, every message a TTL. A site that errs, goes
+offline, refuses or is late is named in the report with why, and the round goes on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
+
+from coordinator.config import CoordinatorSettings, load_coordinator_settings
+from coordinator.diagnosis.evaluation import evaluate_model
+from coordinator.diagnosis.training import EpochReport, TrainOptions, train_model
+from coordinator.federation.figures import save_montage, save_site_metrics
+from coordinator.federation.pooling import PooledSet, build_pooled, store_site_set
+from coordinator.federation.rounds import (
+    RoundFolder,
+    RoundPlan,
+    RoundReport,
+    RoundState,
+    SiteOutcome,
+    SiteResult,
+)
+from coordinator.federation.sites import list_sites
+from coordinator.federation.validation import validate_synthetic
+from shared.diagnosis.bundle import model_sha256
+from shared.diagnosis.dataset import load_dataset
+from shared.errors import FedsynthError
+from shared.federation.messages import (
+    EVALUATE,
+    SYNTHESIZE,
+    SiteAnswer,
+    evaluate_request,
+    read_reply,
+    synthesize_request,
+)
+from shared.schemas import EvaluateRequest
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0
+CONNECT_WAIT_S = 60.0  # how long a selected site may take to come online once the round starts
+TTL_MARGIN_S = 60.0
+FLOWER_ERRORS = {
+    3: "the message expired before the site fetched it",
+    4: "the site's reply was lost or expired",
+    5: "the site went offline during the round",
+    8: "the site agent crashed while answering",
+    2: "the site agent raised an error while answering",
+    1: "the site agent could not load its app",
+}
+
+
+class RoundFailed(FedsynthError):
+    """The round cannot go on; the message is the reason the report gives."""
+
+
+@dataclass
+class Reply:
+    site_id: str
+    answer: SiteAnswer | None
+    error: str = ""
+
+
+class RoundRunner:
+    def __init__(self, grid: Grid, folder: RoundFolder) -> None:
+        self.grid = grid
+        self.folder = folder
+        self.plan: RoundPlan = folder.read_plan()
+        self.settings: CoordinatorSettings = load_coordinator_settings(Path(self.plan.coordinator_config))
+        self.report: RoundReport = folder.read_report()
+        self._phase_started = time.monotonic()
+        self._last_write = 0.0
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def _enter(self, state: RoundState, message: str) -> None:
+        now = time.monotonic()
+        self.report.phases[self.report.state] = round(
+            self.report.phases.get(self.report.state, 0.0) + now - self._phase_started, 1
+        )
+        self._phase_started = now
+        self.report.state = state
+        self.report.message = message
+        self.report.progress = ""
+        self._save()
+        log.info("round %s: %s: %s", self.plan.round_id, state, message)
+
+    def _save(self, *, throttle: bool = False) -> None:
+        now = time.monotonic()
+        if throttle and now - self._last_write < 1.0:
+            return
+        self._last_write = now
+        self.folder.write_report(self.report)
+
+    # --- the round -------------------------------------------------------------------------------
+
+    def run(self) -> RoundReport:
+        try:
+            nodes = self._targets()
+            answered = self._synthesize(nodes)
+            if len(answered) < self.plan.min_sites:
+                asked = len(self.report.sites)
+                raise RoundFailed(
+                    f"{len(answered)} of {asked} sites sent a valid synthetic set; the round needs at "
+                    f"least {self.plan.min_sites} (min_sites). " + self._missing_summary()
+                )
+            pooled = self._pool(answered)
+            digest = self._train(pooled)
+            self._evaluate(nodes, digest)
+            self._enter("completed", f"{len(answered)} sites contributed; " + self._missing_summary())
+        except RoundFailed as exc:
+            self._enter("failed", str(exc))
+        except Exception as exc:  # the report must never be left mid-state
+            log.error("round %s failed:\n%s", self.plan.round_id, traceback.format_exc())
+            self._enter("failed", f"internal error at the coordinator: {type(exc).__name__}: {exc}")
+        return self.report
+
+    def _missing_summary(self) -> str:
+        missing = [
+            f"{site}: {result.synthesis} ({result.reason})"
+            for site, result in sorted(self.report.sites.items())
+            if result.synthesis != "answered"
+        ]
+        return "Missing: " + "; ".join(missing) + "." if missing else "No site missing."
+
+    def _targets(self) -> dict[int, str]:
+        """Node id -> site id of the sites asked, waiting briefly for them to come online."""
+        if self.plan.authenticated:
+            registry = list_sites(self.settings)
+            wanted = {registry[s].node_id: s for s in self.plan.sites if s in registry}
+            for site in self.plan.sites:
+                if site not in registry:
+                    self.report.sites[site] = SiteResult(synthesis="missing", reason="not registered")
+        else:
+            wanted = {}
+        self.report.message = "waiting for the sites to come online"
+        self._save()
+        deadline = time.monotonic() + min(CONNECT_WAIT_S, self.plan.synthesis_timeout_s)
+        while True:
+            online = set(self.grid.get_node_ids())
+            if not self.plan.authenticated:
+                # Without authentication the coordinator cannot tell sites apart before they answer.
+                return {node: f"node-{node}" for node in sorted(online)}
+            if set(wanted) <= online or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        targets = {}
+        for node, site in wanted.items():
+            if node in online:
+                targets[node] = site
+            else:
+                self.report.sites[site] = SiteResult(
+                    synthesis="missing", reason="not connected when the round started"
+                )
+        return targets
+
+    def _synthesize(self, nodes: dict[int, str]) -> list[str]:
+        request = self.plan.request
+        for site in nodes.values():
+            self.report.sites[site] = SiteResult()
+        self._enter(
+            "synthesizing",
+            f"asking {len(nodes)} sites for {request.per_class} samples per class at "
+            f"epsilon {request.epsilon:g}",
+        )
+        content = synthesize_request(request)
+        answered: list[str] = []
+
+        def handle(reply: Reply) -> None:
+            result = self.report.sites.setdefault(reply.site_id, SiteResult())
+            answer = reply.answer
+            if answer is not None and answer.budget is not None:
+                result.budget = answer.budget
+            if (declined := _declined(reply)) is not None or answer is None:
+                result.synthesis, result.reason = declined or ("missing", reply.error)
+            else:
+                try:
+                    items = validate_synthetic(answer, request, reply.site_id)
+                    assert answer.manifest is not None
+                    store_site_set(self.folder.site_set(reply.site_id), items, answer.manifest, request)
+                except FedsynthError as exc:  # ReplyRejected, or a set that cannot be written
+                    result.synthesis, result.reason = "rejected", str(exc)
+                else:
+                    result.synthesis, result.samples = "answered", len(items)
+                    result.privacy = answer.manifest.privacy
+                    answered.append(reply.site_id)
+            self._save()
+
+        self._exchange(nodes, content, SYNTHESIZE, self.plan.synthesis_timeout_s, handle, "synthesis")
+        return answered
+
+    def _pool(self, answered: list[str]) -> PooledSet:
+        self._enter("pooling", f"pooling the sets of {', '.join(sorted(answered))}")
+        sets = [self.folder.site_set(s) for s in sorted(answered)]
+        pooled = build_pooled(self.settings, sets, self.plan.request)
+        self.report.pooled_dataset = str(pooled.folder)
+        self.report.pooled_version = pooled.version
+        self.report.pooled_class_counts = pooled.card.class_counts
+        return pooled
+
+    def _train(self, pooled: PooledSet) -> str:
+        """Train the diagnostic model on the pooled set, draw its figures; return the model's sha256."""
+        self._enter("training", f"training the diagnostic model on pooled set v{pooled.version}")
+
+        def progress(epoch: EpochReport) -> None:
+            self.report.progress = f"epoch {epoch.epoch}/{self.plan.diagnosis_epochs}"
+            self._save(throttle=True)
+
+        options = TrainOptions(
+            task="classify",
+            epochs=self.plan.diagnosis_epochs,
+            patience=self.plan.diagnosis_patience,
+            seed=self.plan.seed,
+        )
+        train_model(pooled.folder, self.folder.model_dir, options, progress)
+        digest = model_sha256(self.folder.model_dir)
+        self.report.model_sha256 = digest
+        figures = self.folder.figures
+        figures.mkdir(parents=True, exist_ok=True)
+        validation = evaluate_model(self.folder.model_dir, pooled.folder, plots=figures)
+        self.report.model_validation = {
+            k: validation[k] for k in ("macro_auc", "accuracy", "balanced_accuracy")
+        }
+        save_montage(load_dataset(pooled.folder), figures / "montage.png")
+        return digest
+
+    def _evaluate(self, nodes: dict[int, str], digest: str) -> None:
+        """Every site that answered the synthesis request (with a set or a refusal) scores the model."""
+        evaluators = {
+            node: site
+            for node, site in nodes.items()
+            if self.report.sites[site].synthesis in ("answered", "refused")
+        }
+        self._enter(
+            "evaluating", f"sending the model to {len(evaluators)} sites for evaluation on their real data"
+        )
+        files = {p.name: p.read_bytes() for p in sorted(self.folder.model_dir.iterdir()) if p.is_file()}
+        request = EvaluateRequest(round_id=self.plan.round_id, model_sha256=digest)
+        content = evaluate_request(request, files)
+        metrics = {}
+
+        def handle(reply: Reply) -> None:
+            result = self.report.sites[reply.site_id]
+            answer = reply.answer
+            if answer is not None and answer.budget is not None:
+                result.budget = answer.budget
+            if (declined := _declined(reply)) is not None or answer is None:
+                result.evaluation, result.evaluation_reason = declined or ("missing", reply.error)
+            elif (
+                answer.metrics is None
+                or answer.metrics.model_sha256 != digest
+                or answer.metrics.site_id != reply.site_id
+            ):
+                result.evaluation, result.evaluation_reason = "rejected", "metrics for another model or site"
+            else:
+                result.evaluation, result.metrics = "answered", answer.metrics
+                metrics[reply.site_id] = answer.metrics
+            self._save()
+
+        self._exchange(evaluators, content, EVALUATE, self.plan.evaluate_timeout_s, handle, "evaluation")
+        if metrics:
+            save_site_metrics(metrics, self.folder.figures / "site_metrics.png")
+
+    # --- messaging -------------------------------------------------------------------------------
+
+    def _exchange(
+        self,
+        nodes: dict[int, str],
+        content: RecordDict,
+        message_type: str,
+        timeout_s: float,
+        handle: Callable[[Reply], None],
+        what: str,
+    ) -> None:
+        """Send one message to each node and hand every reply to `handle` as it arrives, until all
+        have answered or `timeout_s` has passed; the rest are handed over as missing."""
+        messages = [
+            Message(content, dst_node_id=node, message_type=message_type, ttl=timeout_s + TTL_MARGIN_S)
+            for node in nodes
+        ]
+        sent = dict(zip(self.grid.push_messages(messages), nodes, strict=True))
+        pending = dict(sent)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for reply in _pull(self.grid, list(pending)):
+                node = pending.pop(reply.metadata.reply_to_message_id, None)
+                if node is None:
+                    continue
+                handle(self._unpack(nodes, node, reply))
+            done = len(sent) - len(pending)
+            self.report.progress = f"{what}: {done}/{len(sent)} sites answered"
+            self._save(throttle=True)
+            if pending:
+                time.sleep(POLL_S)
+        for node in pending.values():
+            handle(Reply(nodes[node], None, f"no answer within {timeout_s:.0f} s"))
+
+    def _unpack(self, nodes: dict[int, str], node: int, reply: Message) -> Reply:
+        site = nodes[node]
+        if reply.has_error():
+            code = int(reply.error.code)
+            return Reply(site, None, FLOWER_ERRORS.get(code, f"Flower error {code}"))
+        try:
+            answer = read_reply(reply.content)
+        except FedsynthError as exc:
+            return Reply(site, None, f"unreadable reply: {exc}")
+        if not self.plan.authenticated:
+            claimed = _claimed_site(answer)
+            if claimed and claimed != site:
+                # Unauthenticated (insecure) rounds can only go by the name a site gives itself.
+                self.report.sites.pop(site, None)
+                nodes[node] = claimed
+                site = claimed
+        return Reply(site, answer)
+
+
+def _declined(reply: Reply) -> tuple[SiteOutcome, str] | None:
+    """How a reply without an answer ended: (missing, why) or (refused, the site's reason)."""
+    if reply.answer is None:
+        return "missing", reply.error
+    if reply.answer.refusal is not None:
+        return "refused", f"{reply.answer.refusal.reason}: {reply.answer.refusal.detail}"
+    return None
+
+
+def _claimed_site(answer: SiteAnswer) -> str | None:
+    for doc in (answer.manifest, answer.refusal, answer.metrics):
+        if doc is not None:
+            return str(doc.site_id)
+    return None
+
+
+def _pull(grid: Grid, message_ids: Iterable[str]) -> list[Message]:
+    return list(grid.pull_messages(message_ids))
+
+
+def run_round(grid: Grid, round_dir: Path) -> RoundReport:
+    return RoundRunner(grid, RoundFolder(round_dir)).run()

@@ -1,0 +1,173 @@
+"""The Flower messages of a round, packed and unpacked in one place.
+
+    query.synthesize  coordinator -> site   "request": RoundRequest
+                      site -> coordinator   "manifest": SyntheticSetManifest, "volumes": images,
+                                            masks, labels; or "refusal": Refusal
+    evaluate          coordinator -> site   "request": EvaluateRequest, "model": the model's files
+                      site -> coordinator   "metrics": SiteMetricsReply; or "refusal": Refusal
+
+Every site reply also carries "budget": the site's BudgetStatus. Documents travel as JSON text of
+their versioned schema inside a ConfigRecord; arrays travel in ArrayRecords, which Flower chunks.
+In a reply, each manifest item's `image_sha256` and `mask_sha256` are over that volume's raw
+array bytes (C order), so the coordinator checks every volume it receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from shared.schemas import (
+    BudgetStatus,
+    EvaluateRequest,
+    Refusal,
+    RoundRequest,
+    SchemaError,
+    SiteMetricsReply,
+    SyntheticSetManifest,
+)
+from shared.schemas._base import describe_validation_error
+
+SYNTHESIZE = "query.synthesize"
+EVALUATE = "evaluate"
+_JSON = "json"
+
+
+@dataclass(frozen=True)
+class SyntheticVolumes:
+    images: NDArray[np.float32]  # (N, D, H, W), window scaled to [-1, 1]
+    masks: NDArray[np.uint8]  # (N, D, H, W), 0 or 1
+    labels: NDArray[np.int64]  # (N,), index into the request's classes
+
+
+@dataclass(frozen=True)
+class SiteAnswer:
+    """One site reply, unpacked. Exactly one of synthetic/metrics/refusal is set."""
+
+    budget: BudgetStatus | None
+    manifest: SyntheticSetManifest | None = None
+    volumes: SyntheticVolumes | None = None
+    metrics: SiteMetricsReply | None = None
+    refusal: Refusal | None = None
+
+
+def array_sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _document(content: RecordDict, key: str) -> str:
+    try:
+        record = content.config_records[key]
+        text = record[_JSON]
+    except KeyError:
+        raise SchemaError(f"the message has no {key!r} document") from None
+    if not isinstance(text, str):
+        raise SchemaError(f"the {key!r} document is not JSON text")
+    return text
+
+
+def _doc_record(text: str) -> ConfigRecord:
+    return ConfigRecord({_JSON: text})
+
+
+def synthesize_request(request: RoundRequest) -> RecordDict:
+    return RecordDict({"request": _doc_record(request.to_json())})
+
+
+def read_round_request(content: RecordDict) -> RoundRequest:
+    return RoundRequest.parse(_document(content, "request"), source="the round request")
+
+
+def evaluate_request(request: EvaluateRequest, files: dict[str, bytes]) -> RecordDict:
+    model = ArrayRecord({name: Array(np.frombuffer(data, dtype=np.uint8)) for name, data in files.items()})
+    return RecordDict({"request": _doc_record(request.to_json()), "model": model})
+
+
+def read_evaluate_request(content: RecordDict) -> tuple[EvaluateRequest, dict[str, bytes]]:
+    request = EvaluateRequest.parse(_document(content, "request"), source="the evaluate request")
+    try:
+        model = content.array_records["model"]
+    except KeyError:
+        raise SchemaError("the evaluate request carries no model") from None
+    files = {}
+    for name, array in model.items():
+        data = array.numpy()
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise SchemaError(f"model file {name!r} is not a byte array")
+        files[name] = data.tobytes()
+    return request, files
+
+
+def _with_budget(
+    records: dict[str, ArrayRecord | MetricRecord | ConfigRecord], budget: BudgetStatus | None
+) -> RecordDict:
+    if budget is not None:
+        records["budget"] = _doc_record(budget.model_dump_json())
+    return RecordDict(records)
+
+
+def synthetic_reply(
+    manifest: SyntheticSetManifest, volumes: SyntheticVolumes, budget: BudgetStatus | None
+) -> RecordDict:
+    arrays = ArrayRecord(
+        {
+            "images": Array(np.ascontiguousarray(volumes.images, dtype=np.float32)),
+            "masks": Array(np.ascontiguousarray(volumes.masks, dtype=np.uint8)),
+            "labels": Array(np.ascontiguousarray(volumes.labels, dtype=np.int64)),
+        }
+    )
+    return _with_budget({"manifest": _doc_record(manifest.to_json()), "volumes": arrays}, budget)
+
+
+def metrics_reply(metrics: SiteMetricsReply, budget: BudgetStatus | None) -> RecordDict:
+    return _with_budget({"metrics": _doc_record(metrics.to_json())}, budget)
+
+
+def refusal_reply(refusal: Refusal) -> RecordDict:
+    return _with_budget({"refusal": _doc_record(refusal.to_json())}, refusal.budget)
+
+
+def _budget(text: str) -> BudgetStatus:
+    try:
+        return BudgetStatus.model_validate_json(text)
+    except ValidationError as exc:
+        raise SchemaError(
+            describe_validation_error(exc, what="budget status", source="a site reply")
+        ) from None
+
+
+EXPECTED_RECORDS = {
+    frozenset({"manifest", "volumes", "budget"}),
+    frozenset({"manifest", "volumes"}),
+    frozenset({"metrics", "budget"}),
+    frozenset({"metrics"}),
+    frozenset({"refusal", "budget"}),
+    frozenset({"refusal"}),
+}
+
+
+def read_reply(content: RecordDict) -> SiteAnswer:
+    """Unpack a site reply; anything but the documented records is a SchemaError."""
+    names = frozenset(content.keys())
+    if names not in EXPECTED_RECORDS:
+        raise SchemaError(f"unexpected records in a site reply: {sorted(names)}")
+    budget = _budget(_document(content, "budget")) if "budget" in names else None
+    if "refusal" in names:
+        return SiteAnswer(budget, refusal=Refusal.parse(_document(content, "refusal"), source="a refusal"))
+    if "metrics" in names:
+        return SiteAnswer(
+            budget, metrics=SiteMetricsReply.parse(_document(content, "metrics"), source="a metrics reply")
+        )
+    manifest = SyntheticSetManifest.parse(_document(content, "manifest"), source="a synthetic set manifest")
+    record = content.array_records["volumes"]
+    if set(record.keys()) != {"images", "masks", "labels"}:
+        raise SchemaError(f"the volumes record holds {sorted(record.keys())}, not images, masks, labels")
+    volumes = SyntheticVolumes(
+        images=record["images"].numpy(), masks=record["masks"].numpy(), labels=record["labels"].numpy()
+    )
+    return SiteAnswer(budget, manifest=manifest, volumes=volumes)

@@ -1,0 +1,233 @@
+"""What the site answers to each round message, decided here and only here.
+
+`answer_synthesize` checks the request against this site's settings and ledger, trains (or resumes,
+or reuses) the round's DP generator, samples, audits, keeps the local copy and records the release,
+then replies with exactly the volumes of that local copy. `answer_evaluate` scores a received model
+on the held-out real cases and replies with metrics only.
+
+Anything that goes wrong becomes a Refusal with a fixed sentence written here: an exception's own
+text stays in the site's log, because it can name local paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from flwr.app import RecordDict
+
+from shared.diagnosis.bundle import ModelError, model_sha256
+from shared.diagnosis.dataset import load_dataset
+from shared.errors import FedsynthError
+from shared.federation.messages import (
+    SyntheticVolumes,
+    array_sha256,
+    metrics_reply,
+    read_evaluate_request,
+    read_round_request,
+    refusal_reply,
+    synthetic_reply,
+)
+from shared.schemas import (
+    BudgetStatus,
+    ManifestItem,
+    Refusal,
+    RefusalReason,
+    RoundRequest,
+    SchemaError,
+    SyntheticSetManifest,
+)
+from site_agent.config import SiteSettings
+from site_agent.evaluation import EvaluationError, evaluate_on_holdout
+from site_agent.generator.backend import GeneratorError
+from site_agent.generator.training_run import TrainedRun, TrainingBlocked, train_generator
+from site_agent.privacy.budget import BudgetExceeded, current_spend, ledger_of
+from site_agent.synthetic.export import ExportRefused, release_set, released_copy
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = frozenset({"metadata.json", "classifier.safetensors", "segmenter.safetensors"})
+
+
+class Declined(FedsynthError):
+    """The site declines a request; `reason` and the message are what the coordinator is told."""
+
+    def __init__(self, reason: RefusalReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def budget_status(settings: SiteSettings) -> BudgetStatus | None:
+    try:
+        spend = current_spend(settings)
+    except FedsynthError:
+        return None  # a damaged ledger blocks everything; the refusal says so
+    return BudgetStatus(spent=spend.epsilon, cap=spend.cap, delta=spend.delta, accountant=spend.accountant)
+
+
+def answer_synthesize(settings: SiteSettings, content: RecordDict) -> RecordDict:
+    round_id = "unknown"
+    try:
+        request = read_round_request(content)
+        round_id = request.round_id
+        check_request(settings, request)
+        manifest, volumes = synthesize(settings, request)
+        log.info("round %s: replying with %d synthetic volumes", round_id, len(volumes.labels))
+        return synthetic_reply(manifest, volumes, budget_status(settings))
+    except Exception as exc:  # every failure becomes a refusal the coordinator can read
+        return refusal_reply(_refusal(settings, round_id, exc))
+
+
+def answer_evaluate(settings: SiteSettings, content: RecordDict) -> RecordDict:
+    round_id = "unknown"
+    try:
+        request, files = read_evaluate_request(content)
+        round_id = request.round_id
+        if not set(files) <= MODEL_FILES or "metadata.json" not in files:
+            raise Declined("invalid_request", f"the model files {sorted(files)} are not a diagnostic model")
+        with tempfile.TemporaryDirectory(prefix="fedsynth-model-") as tmp:
+            folder = Path(tmp)
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            if model_sha256(folder) != request.model_sha256:
+                raise Declined("invalid_request", "the model's files do not match its sha256")
+            metrics = evaluate_on_holdout(settings, folder, round_id=request.round_id)
+        log.info("round %s: scored the model on %d held-out cases", round_id, metrics.cases)
+        return metrics_reply(metrics, budget_status(settings))
+    except Exception as exc:
+        return refusal_reply(_refusal(settings, round_id, exc))
+
+
+def check_request(settings: SiteSettings, request: RoundRequest) -> None:
+    cube = settings.preprocessing.cube
+    spacing = settings.preprocessing.spacing_mm
+    if request.classes != settings.classes:
+        raise Declined("invalid_request", f"this site's classes are {list(settings.classes)}")
+    if tuple(request.volume_shape) != (cube, cube, cube) or any(s != spacing for s in request.spacing_mm):
+        raise Declined(
+            "invalid_request", f"this site makes {cube}^3 volumes at {spacing:g} mm, not what was asked"
+        )
+    if request.generator != settings.generator.backend:
+        raise Declined("invalid_request", f"this site's generator is {settings.generator.backend!r}")
+    if request.warm_start_sha256 is not None:
+        raise Declined("invalid_request", "warm-start weights are not supported yet")
+    if request.per_class > settings.federation.max_per_class:
+        raise Declined(
+            "invalid_request",
+            f"{request.per_class} samples per class is over this site's limit of "
+            f"{settings.federation.max_per_class}",
+        )
+
+
+def synthesize(
+    settings: SiteSettings, request: RoundRequest
+) -> tuple[SyntheticSetManifest, SyntheticVolumes]:
+    """The round's released set: reused if this round was already released, else made now.
+
+    A coordinator may ask again after a lost reply; the same round never trains or charges twice.
+    """
+    folder = _released_folder(settings, request.round_id)
+    if folder is None:
+        run = _finished_run(settings, request.round_id)
+        if run is None:
+            run = train_generator(settings, epsilon=request.epsilon, round_id=request.round_id)
+        seed = int(hashlib.sha256(request.round_id.encode()).hexdigest()[:8], 16)
+        folder = release_set(settings, run, per_class=request.per_class, seed=seed).folder
+    return _read_release(settings, request, folder)
+
+
+def _finished_run(settings: SiteSettings, round_id: str) -> TrainedRun | None:
+    runs = [
+        r for r in ledger_of(settings).runs().values() if r.round_id == round_id and r.state == "complete"
+    ]
+    if not runs:
+        return None
+    latest = max(runs, key=lambda r: (r.reserved_at, r.run_id))
+    return TrainedRun.read(settings.paths.models / latest.run_id)
+
+
+def _released_folder(settings: SiteSettings, round_id: str) -> Path | None:
+    for run in ledger_of(settings).runs().values():
+        if run.round_id != round_id:
+            continue
+        for event in run.releases:
+            if event["event"] == "release":
+                folder = released_copy(settings, run.run_id, event["set_sha256"])
+                if folder is None:
+                    raise Declined("internal", "this round's released set is missing from the site's exports")
+                return folder
+    return None
+
+
+def _read_release(
+    settings: SiteSettings, request: RoundRequest, folder: Path
+) -> tuple[SyntheticSetManifest, SyntheticVolumes]:
+    data = load_dataset(folder)  # checks SHA256SUMS: what leaves is what the site kept
+    (contribution,) = data.card.sites
+    counts = np.bincount(data.labels, minlength=len(settings.classes))
+    if any(int(c) != request.per_class for c in counts):
+        raise Declined("internal", "this round's released set does not hold the requested samples per class")
+    items = tuple(
+        ManifestItem(
+            image=f"images/{settings.site_id}-{n:05d}.nii.gz",
+            mask=f"masks/{settings.site_id}-{n:05d}.nii.gz",
+            label=settings.classes[int(k)],
+            image_sha256=array_sha256(data.images[n]),
+            mask_sha256=array_sha256(data.masks[n]),
+        )
+        for n, k in enumerate(data.labels)
+    )
+    manifest = SyntheticSetManifest(
+        round_id=request.round_id,
+        site_id=settings.site_id,
+        classes=settings.classes,
+        volume_shape=data.card.volume_shape,
+        spacing_mm=data.card.spacing_mm,
+        privacy=contribution.privacy,
+        generator=contribution.generator,
+        items=items,
+    )
+    return manifest, SyntheticVolumes(images=data.images, masks=data.masks, labels=data.labels)
+
+
+def _refusal(settings: SiteSettings, round_id: str, exc: Exception) -> Refusal:
+    reason, detail = _explain(exc)
+    # The full explanation stays on site, in the site's own log; unexpected failures keep their traceback.
+    if isinstance(exc, FedsynthError):
+        log.warning("round %s: declined (%s): %s", round_id, reason, exc)
+    else:
+        log.error("round %s: declined (%s)", round_id, reason, exc_info=exc)
+    return Refusal(
+        round_id=round_id,
+        site_id=settings.site_id,
+        reason=reason,
+        detail=detail,
+        budget=budget_status(settings),
+    )
+
+
+def _explain(exc: Exception) -> tuple[RefusalReason, str]:
+    if isinstance(exc, Declined):
+        return exc.reason, exc.detail
+    if isinstance(exc, BudgetExceeded):
+        return "budget", "the requested epsilon would take this site past its privacy budget cap"
+    if isinstance(exc, ExportRefused):
+        return "audit", "the site's memorisation audit or export policy blocked the release"
+    if isinstance(exc, TrainingBlocked):
+        return "not_ready", "an unfinished training run of another round must be resumed or abandoned first"
+    if isinstance(exc, GeneratorError):
+        return "not_ready", "this site does not have enough labelled training patients for a generator"
+    if isinstance(exc, EvaluationError):
+        return "not_ready", "this site has no labelled held-out cases to score a model on"
+    if isinstance(exc, (SchemaError, ModelError)):
+        return "invalid_request", "the request or its model could not be read"
+    if isinstance(exc, FedsynthError):
+        return "internal", "the site agent could not complete the request; details are in the site's log"
+    return "internal", "the site agent failed unexpectedly; details are in the site's log"
+
+
+__all__ = ["answer_evaluate", "answer_synthesize", "budget_status"]

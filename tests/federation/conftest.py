@@ -1,0 +1,120 @@
+"""Real federations on loopback: a SuperLink and site agents as processes, TLS and authentication on.
+
+Phantom hospitals are written and ingested once per session; every test works on copies, so each
+starts with an empty privacy ledger.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from coordinator.config import CoordinatorSettings, load_coordinator_settings
+from coordinator.coordinator_toml import write_coordinator_toml
+from coordinator.federation.certificates import init_certificates
+from coordinator.federation.local import LocalFederation
+from shared.federation.processes import free_port
+from shared.phantom import PhantomRequest, write_phantom
+from site_agent.config import SiteSettings, load_site_settings
+from site_agent.federation.keys import generate_site_key
+from site_agent.ingest.pipeline import ingest
+from tests.conftest import TEST_MATRIX, TEST_SLICE_MM
+from tests.site_agent.conftest import tiny_site
+
+SITES = {"site_a": "site_a", "site_b": "site_b", "site_c": "site_c", "site_d": "site_d"}
+CASES = 14  # 2-3 held out per site, the rest (about 11 patients) train its generator
+
+
+@dataclass(frozen=True)
+class Hospital:
+    site_id: str
+    config: Path
+    dicom: Path
+
+    @property
+    def settings(self) -> SiteSettings:
+        return load_site_settings(self.config)
+
+    @property
+    def public_key(self) -> Path:
+        return self.settings.federation.private_key.with_suffix(".pub")
+
+
+@pytest.fixture(scope="session")
+def hospitals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Hospital]:
+    root = tmp_path_factory.mktemp("hospitals")
+    made = {}
+    for n, (site_id, profile) in enumerate(SITES.items()):
+        dicom = root / f"{site_id}-dicom"
+        write_phantom(
+            PhantomRequest(
+                out=dicom,
+                cases=CASES,
+                profile=profile,
+                seed=40 + n,
+                matrix=TEST_MATRIX,
+                slice_mm=TEST_SLICE_MM,
+                balanced=True,
+            )
+        )
+        config = tiny_site(root / site_id, site_id)
+        settings = load_site_settings(config)
+        generate_site_key(settings.federation.private_key)
+        ingest(settings, dicom, labels_csv=dicom / "labels.csv")
+        made[site_id] = Hospital(site_id, config, dicom)
+    return made
+
+
+class Federation:
+    """A coordinator folder with certificates, its SuperLink running, and hospitals to join."""
+
+    def __init__(self, root: Path, hospitals: dict[str, Hospital]) -> None:
+        self.root = root
+        self.source = hospitals
+        self.config = write_coordinator_toml(root / "coordinator")
+        text = self.config.read_text()
+        text = text.replace("superlink_port = 9092", f"superlink_port = {free_port()}")
+        text = text.replace("diagnosis_epochs = 60", "diagnosis_epochs = 3")
+        self.config.write_text(text)
+        self.settings: CoordinatorSettings = load_coordinator_settings(self.config)
+        init_certificates(self.settings.paths.certificates, hosts=["127.0.0.1", "localhost"])
+        self.local = LocalFederation(self.settings, self.config, root / "process-logs")
+        self.hospitals: dict[str, Hospital] = {}
+
+    def hospital(self, site_id: str, **site_toml: str) -> Hospital:
+        """A private copy of a phantom hospital, with the coordinator's CA and optional edits."""
+        source = self.source[site_id]
+        folder = self.root / "sites" / site_id
+        shutil.copytree(source.config.parent, folder)
+        config = folder / source.config.name
+        text = config.read_text()
+        for old, new in site_toml.items():
+            assert old in text, old
+            text = text.replace(old, new)
+        config.write_text(text)
+        hospital = Hospital(site_id, config, source.dicom)
+        shutil.copyfile(
+            self.settings.paths.certificates / "ca.pem", hospital.settings.federation.ca_certificate
+        )
+        self.hospitals[site_id] = hospital
+        return hospital
+
+    def connect(self, site_id: str, **site_toml: str) -> Hospital:
+        hospital = self.hospital(site_id, **site_toml)
+        self.local.register(site_id, hospital.public_key)
+        self.local.join(site_id, hospital.config)
+        return hospital
+
+
+@pytest.fixture
+def federation(tmp_path: Path, hospitals: dict[str, Hospital]) -> Iterator[Federation]:
+    fed = Federation(tmp_path, hospitals)
+    fed.local.start_superlink()
+    try:
+        yield fed
+    finally:
+        fed.local.stop()

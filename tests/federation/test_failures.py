@@ -1,0 +1,67 @@
+"""Sites that crash, stall or refuse do not sink a round; too few answers fail it cleanly."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from coordinator.federation.launch import follow
+from coordinator.federation.rounds import RoundFolder
+from site_agent.privacy.budget import current_spend
+from site_agent.privacy.ledger import Ledger
+from tests.federation.conftest import Federation
+from tests.federation.test_round import launch
+
+TIMEOUT_S = 60
+
+
+def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_and_are_named(
+    federation: Federation,
+) -> None:
+    federation.connect("site_a")
+    killed = federation.connect("site_b", **{"epochs = 3.0": "epochs = 300.0"})
+    federation.connect("site_c", **{"epsilon_cap = 10.0": "epsilon_cap = 1.0"})
+    federation.connect("site_d", **{"epochs = 3.0": "epochs = 2000.0"})
+
+    result = launch(federation, "r1", "--min-sites", "1", "--timeout", str(TIMEOUT_S), "--no-wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ledger = killed.settings.paths.ledger
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_b is training now
+        assert time.monotonic() < deadline, "site_b never started training"
+        time.sleep(0.5)
+    federation.local.kill_site("site_b")
+
+    folder = RoundFolder.of(federation.settings, "r1")
+    report = follow(federation.settings, folder)
+    assert report.state == "completed", report.message
+    sites = report.sites
+    assert sites["site_a"].synthesis == "answered" and sites["site_a"].evaluation == "answered"
+    assert sites["site_b"].synthesis == "missing"
+    assert sites["site_b"].reason in (
+        "the site went offline during the round",
+        f"no answer within {TIMEOUT_S} s",
+    )
+    assert sites["site_c"].synthesis == "refused" and sites["site_c"].reason.startswith("budget:")
+    assert sites["site_c"].budget is not None and sites["site_c"].budget.cap == 1.0
+    assert sites["site_c"].evaluation == "answered"  # a site out of budget can still score the model
+    assert (
+        sites["site_d"].synthesis == "missing" and sites["site_d"].reason == f"no answer within {TIMEOUT_S} s"
+    )
+    for name in ("site_b", "site_c", "site_d"):
+        assert name in report.message
+    card = json.loads((folder.folder.parent.parent / "datasets" / "pooled" / "v1" / "card.json").read_text())
+    assert [c["site_id"] for c in card["sites"]] == ["site_a"]
+
+    # The killed site's run stays charged in full: a crash never gives budget back.
+    (run,) = Ledger(ledger).runs().values()
+    assert run.round_id == "r1" and run.state == "running"
+    assert current_spend(killed.settings).epsilon > 2.9
+
+    # Fewer answers than min_sites: the round fails, with who was missing and why.
+    failed = launch(federation, "r2", "--sites", "site_c", "--min-sites", "1", "--timeout", str(TIMEOUT_S))
+    assert failed.returncode == 1
+    report = RoundFolder.of(federation.settings, "r2").read_report()
+    assert report.state == "failed"
+    assert "0 of 1 sites" in report.message and "site_c: refused (budget" in report.message
+    assert report.pooled_version is None and not (folder.folder.parent / "r2" / "model").exists()

@@ -1,0 +1,192 @@
+"""A full round over a real SuperLink and real SuperNodes on loopback, with TLS and site keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coordinator.federation.flower_cli import CONNECTION, flwr
+from coordinator.federation.rounds import RoundFolder, RoundReport
+from coordinator.federation.sites import list_sites, online_node_ids
+from shared.diagnosis.dataset import load_dataset
+from shared.federation.messages import read_reply
+from shared.schemas import DatasetCard
+from shared.synthetic_set import verify_synthetic_set
+from site_agent.federation.egress import read_egress, read_egress_message
+from site_agent.privacy.ledger import Ledger
+from tests.federation.conftest import Federation, Hospital
+from tests.leak_checks import nearest_real_pair, site_secrets
+
+EPSILON = 3.0
+PER_CLASS = 2
+
+
+def launch(fed: Federation, round_id: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "coordinator",
+        "rounds",
+        "launch",
+        "--config",
+        str(fed.config),
+        "--round-id",
+        round_id,
+        "--epsilon",
+        str(EPSILON),
+        "--per-class",
+        str(PER_CLASS),
+        "--cube",
+        "32",
+        "--spacing-mm",
+        "4",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def two_sites(
+    tmp_path_factory: pytest.TempPathFactory, hospitals: dict[str, Hospital]
+) -> Iterator[tuple[Federation, RoundReport]]:
+    fed = Federation(tmp_path_factory.mktemp("federation"), hospitals)
+    fed.local.start_superlink()
+    try:
+        for site in ("site_a", "site_b"):
+            fed.connect(site)
+        result = launch(fed, "r1", "--min-sites", "2")
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield fed, RoundFolder.of(fed.settings, "r1").read_report()
+    finally:
+        fed.local.stop()
+
+
+def test_a_round_pools_both_sites_sets_trains_the_model_and_every_site_scores_it(
+    two_sites: tuple[Federation, RoundReport],
+) -> None:
+    fed, report = two_sites
+    assert report.state == "completed" and report.flower_run_id is not None
+    assert set(report.sites) == {"site_a", "site_b"}
+    for site_id, result in report.sites.items():
+        assert result.synthesis == "answered" and result.samples == 6 * PER_CLASS
+        assert result.privacy is not None and EPSILON - 0.1 < result.privacy.epsilon <= EPSILON
+        assert result.budget is not None and result.budget.cap == 10.0
+        assert result.budget.spent == pytest.approx(result.privacy.epsilon, rel=1e-6)
+        assert result.evaluation == "answered" and result.metrics is not None
+        assert result.metrics.site_id == site_id and result.metrics.model_sha256 == report.model_sha256
+        held_out = fed.hospitals[site_id].settings
+        ledger = Ledger(held_out.paths.ledger).runs()
+        assert [r.round_id for r in ledger.values()] == ["r1"]
+        (run,) = ledger.values()
+        assert run.state == "complete" and [e["event"] for e in run.releases] == ["release"]
+
+    pooled = Path(str(report.pooled_dataset))
+    assert report.pooled_version == 1 and verify_synthetic_set(pooled) == 2 * 2 * 6 * PER_CLASS + 3
+    card = DatasetCard.read(pooled / "card.json")
+    assert sorted(c.site_id for c in card.sites) == ["site_a", "site_b"]
+    assert card.class_counts == {name: 2 * PER_CLASS for name in card.classes}
+    figures = RoundFolder.of(fed.settings, "r1").figures
+    for name in ("montage.png", "roc.png", "confusion.png", "site_metrics.png"):
+        assert (figures / name).stat().st_size > 1000
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "coordinator", "rounds", "show", "r1", "--json", "--config", str(fed.config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "completed"
+
+
+def test_every_byte_a_site_sent_is_synthetic_or_a_metric_and_carries_nothing_real(
+    two_sites: tuple[Federation, RoundReport],
+) -> None:
+    """The egress audit: every message each site sent in the round, as Flower's object bytes."""
+    fed, _ = two_sites
+    for site_id, hospital in fed.hospitals.items():
+        settings = hospital.settings
+        folder = settings.federation.egress_log
+        sent = sorted(folder.glob("*.objects"))
+        kinds = [
+            json.loads(line)["message_type"] for line in (folder / "egress.jsonl").read_text().splitlines()
+        ]
+        assert kinds == ["query.synthesize", "evaluate"]  # exactly one answer per request, nothing else
+
+        everything = b"".join(data for path in sent for _, data in read_egress(path))
+        forbidden, real = site_secrets(settings, hospital.dicom)
+        assert len(forbidden) > 14 * 5
+        assert sorted(s for s in forbidden if s.encode() in everything) == []
+
+        # What the records hold: synthetic volumes with a manifest, then metrics; each decoded back.
+        synthetic, metrics = (read_reply(read_egress_message(path).content) for path in sent)
+        assert synthetic.manifest is not None and synthetic.volumes is not None and synthetic.metrics is None
+        assert metrics.metrics is not None and metrics.volumes is None and metrics.manifest is None
+        assert set(json.loads(metrics.metrics.model_dump_json())) <= {
+            "schema_id",
+            "round_id",
+            "site_id",
+            "model_sha256",
+            "classes",
+            "cases",
+            "accuracy",
+            "balanced_accuracy",
+            "macro_auc",
+            "per_class",
+            "confusion",
+            "created_at",
+        }
+        images = synthetic.volumes.images
+        rms = np.sqrt(((images[:, None] - real[None]) ** 2).mean(axis=(2, 3, 4)))
+        assert rms.min() > 0.5 * nearest_real_pair(real), site_id  # no volume near any real case
+
+
+def test_a_superlink_restart_between_rounds_loses_nothing_and_the_next_round_builds_on_the_last(
+    two_sites: tuple[Federation, RoundReport],
+) -> None:
+    fed, first = two_sites
+    fed.local.stop_superlink()
+    fed.local.start_superlink()
+    nodes = {site.node_id for site in list_sites(fed.settings).values()}
+    # The SuperNodes reconnect by themselves; the registrations and the first run survive.
+    deadline = time.monotonic() + 90
+    while not nodes <= online_node_ids(fed.settings):
+        assert time.monotonic() < deadline, "the sites did not reconnect after the restart"
+        time.sleep(1)
+    runs = flwr(fed.settings, "ls", CONNECTION)["runs"]
+    assert str(first.flower_run_id) in {str(r["run-id"]) for r in runs}
+
+    result = launch(fed, "r2", "--min-sites", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    second = RoundFolder.of(fed.settings, "r2").read_report()
+    assert second.pooled_version == 2
+    pooled = load_dataset(Path(str(second.pooled_dataset)))
+    assert sorted((c.site_id, c.round_id) for c in pooled.card.sites) == [
+        ("site_a", "r1"),
+        ("site_a", "r2"),
+        ("site_b", "r1"),
+        ("site_b", "r2"),
+    ]
+    assert len(pooled) == 4 * 6 * PER_CLASS
+    for result_ in second.sites.values():
+        assert result_.budget is not None and result_.budget.spent > EPSILON  # two releases composed
+
+
+def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Federation, RoundReport]) -> None:
+    fed, _ = two_sites
+    stranger = fed.hospital("site_c")  # trusts the CA, but its public key was never added
+    online_before = online_node_ids(fed.settings)
+    fed.local.join("site_c", stranger.config, wait=False)
+    log = fed.local.log_of("site_c")
+    deadline = time.monotonic() + 90
+    while "Failed to activate SuperNode" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the SuperLink never refused the unregistered SuperNode"
+        time.sleep(0.5)
+    assert online_node_ids(fed.settings) == online_before
+    assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything

@@ -1,0 +1,74 @@
+"""What a site answers to round messages: checked against its settings and ledger, never twice charged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flwr.app import RecordDict
+
+from shared.federation.messages import evaluate_request, read_reply, synthesize_request
+from shared.schemas import EvaluateRequest, RoundRequest
+from site_agent.federation.answers import answer_evaluate, answer_synthesize
+from site_agent.privacy.ledger import Ledger
+from tests.site_agent.conftest import TrainedSite
+
+
+def _request(**changes: object) -> RecordDict:
+    fields: dict[str, object] = {
+        "round_id": "r7",
+        "epsilon": 2.0,
+        "per_class": 1,
+        "volume_shape": (32, 32, 32),
+        "spacing_mm": (4.0, 4.0, 4.0),
+        **changes,
+    }
+    return synthesize_request(RoundRequest(**fields))  # type: ignore[arg-type]
+
+
+def test_a_request_the_site_cannot_meet_is_declined_with_a_reason_and_nothing_is_spent(
+    trained_site: TrainedSite, tmp_path: Path
+) -> None:
+    settings = trained_site.copy(tmp_path / "site").settings
+    ledger_before = settings.paths.ledger.read_text()
+    cases = {
+        "invalid_request": [
+            _request(volume_shape=(64, 64, 64), spacing_mm=(2.0, 2.0, 2.0)),
+            _request(per_class=101),
+            _request(classes=("normal", "thymoma")),
+        ],
+        "budget": [_request(epsilon=10.0)],  # composed with the 4 already spent: over the cap of 10
+    }
+    for reason, requests in cases.items():
+        for content in requests:
+            answer = read_reply(answer_synthesize(settings, content))
+            assert answer.refusal is not None and answer.refusal.reason == reason, answer.refusal
+            assert str(settings.paths.ledger.parent) not in answer.refusal.detail
+            assert answer.budget is not None and answer.budget.cap == 10.0
+    assert settings.paths.ledger.read_text() == ledger_before
+
+
+def test_the_same_round_asked_twice_is_trained_charged_and_released_once(
+    trained_site: TrainedSite, tmp_path: Path
+) -> None:
+    settings = trained_site.copy(tmp_path / "site").settings
+    first = read_reply(answer_synthesize(settings, _request()))
+    second = read_reply(answer_synthesize(settings, _request()))
+    assert first.manifest is not None and second.manifest is not None
+    assert [i.image_sha256 for i in first.manifest.items] == [i.image_sha256 for i in second.manifest.items]
+    runs = [r for r in Ledger(settings.paths.ledger).runs().values() if r.round_id == "r7"]
+    assert len(runs) == 1 and [e["event"] for e in runs[0].releases] == ["release"]
+    assert first.budget == second.budget
+
+
+def test_a_model_whose_files_do_not_match_its_hash_is_not_evaluated(
+    trained_site: TrainedSite, tmp_path: Path
+) -> None:
+    settings = trained_site.copy(tmp_path / "site").settings
+    metadata = json.dumps({"classes": list(settings.classes)}).encode()
+    content = evaluate_request(
+        EvaluateRequest(round_id="r7", model_sha256="0" * 64), {"metadata.json": metadata}
+    )
+    answer = read_reply(answer_evaluate(settings, content))
+    assert answer.refusal is not None and answer.refusal.reason == "invalid_request"
+    assert "sha256" in answer.refusal.detail
