@@ -218,10 +218,19 @@ def rounds_show(
     config: ConfigOption = None,
 ) -> None:
     """A round's report: state, each site's outcome, budget and metrics."""
+    from coordinator.federation.errors import FederationError
+    from coordinator.federation.launch import reconcile
     from coordinator.federation.rounds import RoundFolder
     from coordinator.federation.summary import round_table
 
-    report = RoundFolder.of(load_coordinator_settings(config), round_id).read_report()
+    settings = load_coordinator_settings(config)
+    folder = RoundFolder.of(settings, round_id)
+    try:
+        report = reconcile(settings, folder)
+    except FederationError as exc:
+        report = folder.read_report()
+        if not report.finished:
+            err_console.print(f"Cannot ask Flower whether this round is still running: {exc}")
     if as_json:
         console.print_json(report.model_dump_json())
         return

@@ -56,7 +56,11 @@ def flwr(settings: CoordinatorSettings, *args: str, timeout: float = 120.0) -> d
     answer = _json_object(result.stdout)
     if result.returncode != 0 or not answer.get("success", False):
         reason = answer.get("error-message") or result.stderr.strip() or result.stdout.strip()
-        raise FederationError(f"`flwr {' '.join(args[:2])}` failed: {str(reason).strip()}")
+        lines = [line for line in str(reason).splitlines() if line.strip() and not line.startswith("Using ")]
+        message = f"`flwr {' '.join(args[:2])}` failed: {' '.join(lines)}"
+        if "unavailable" in message.lower():
+            message += f" Is the SuperLink running (`coordinator superlink`) at {client_address(settings)}?"
+        raise FederationError(message)
     return answer
 
 

@@ -25,6 +25,7 @@ from shared.schemas import RoundRequest
 FOLLOW_POLL_S = 1.0
 RUN_CHECK_S = 5.0
 START_LIMIT_S = 180.0  # a run Flower has not started by then will not start
+UNREACHABLE_LIMIT_S = 60.0
 
 
 def plan_round(
@@ -109,6 +110,7 @@ def follow(
     """Wait for the round to complete or fail; call `on_update` with each new report."""
     started = time.monotonic()
     last_check = 0.0
+    reachable_at = started
     seen = None
     while True:
         report = folder.read_report()
@@ -118,20 +120,38 @@ def follow(
         if report.finished:
             return report
         now = time.monotonic()
-        if report.flower_run_id is not None and now - last_check >= RUN_CHECK_S:
+        run_id = report.flower_run_id
+        if run_id is not None and now - last_check >= RUN_CHECK_S:
             last_check = now
-            status = run_status(settings, report.flower_run_id)
-            report = folder.read_report()
+            try:
+                report = reconcile(settings, folder)
+                status = run_status(settings, run_id)
+                reachable_at = now
+            except FederationError:
+                # The SuperLink's ServerApp dies with it: a SuperLink gone for long ends the round.
+                if now - reachable_at > UNREACHABLE_LIMIT_S:
+                    return _fail(folder, "the SuperLink stopped answering during the round")
+                continue
             if report.finished:
                 continue
-            if status.startswith("finished"):
-                return _fail(
-                    folder, f"the ServerApp ended ({status}) before the round finished; see `flwr log`"
-                )
             if status in ("pending", "starting") and now - started > START_LIMIT_S:
-                flwr(settings, "stop", str(report.flower_run_id), CONNECTION)
+                flwr(settings, "stop", str(run_id), CONNECTION)
                 return _fail(folder, f"Flower did not start the round within {START_LIMIT_S:.0f} s")
         time.sleep(FOLLOW_POLL_S)
+
+
+def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport:
+    """A round's report, corrected if its Flower run ended without finishing it (a ServerApp or
+    SuperLink that died mid-round): such a round is marked failed with the reason, never left
+    looking as if it were still running. Asks Flower only about rounds not yet finished."""
+    report = folder.read_report()
+    if report.finished or report.flower_run_id is None:
+        return report
+    status = run_status(settings, report.flower_run_id)  # FederationError if the SuperLink is down
+    report = folder.read_report()  # the ServerApp may have finished it meanwhile
+    if not report.finished and status.startswith("finished"):
+        return _fail(folder, f"the ServerApp ended ({status}) before the round finished; see `flwr log`")
+    return report
 
 
 def run_status(settings: CoordinatorSettings, run_id: int) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from coordinator.federation.launch import follow
@@ -65,3 +67,27 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
     assert report.state == "failed"
     assert "0 of 1 sites" in report.message and "site_c: refused (budget" in report.message
     assert report.pooled_version is None and not (folder.folder.parent / "r2" / "model").exists()
+
+
+def test_a_superlink_restart_mid_round_fails_the_round_with_the_reason_and_leaves_nothing_stuck(
+    federation: Federation,
+) -> None:
+    federation.connect("site_a", **{"epochs = 3.0": "epochs = 300.0"})
+    result = launch(federation, "r1", "--min-sites", "1", "--timeout", "300", "--no-wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = RoundFolder.of(federation.settings, "r1")
+    deadline = time.monotonic() + 120
+    while folder.read_report().state != "synthesizing":
+        assert time.monotonic() < deadline, folder.read_report().message
+        time.sleep(0.5)
+    federation.local.stop_superlink()  # its ServerApp dies with it
+    federation.local.start_superlink()
+    report = follow(federation.settings, folder)  # ends: Flower marks the orphaned run failed
+    assert report.state == "failed" and "the ServerApp ended (finished:failed)" in report.message
+    shown = subprocess.run(
+        [sys.executable, "-m", "coordinator", "rounds", "show", "r1", "--config", str(federation.config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0 and "failed" in shown.stdout
