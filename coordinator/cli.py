@@ -9,6 +9,7 @@ import typer
 
 from coordinator.cli_federation import certs_app, rounds_app, sites_app, superlink
 from coordinator.cli_model import model_app, phantom_dataset
+from coordinator.cli_service import serve, tokens_app
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo import DemoOptions, run_demo
@@ -94,6 +95,8 @@ app.add_typer(certs_app)
 app.add_typer(sites_app)
 app.add_typer(rounds_app)
 app.command()(superlink)
+app.add_typer(tokens_app)
+app.command()(serve)
 app.command("phantom-dataset")(phantom_dataset)
 
 

@@ -41,7 +41,7 @@ MARKER = ".fedsynth-demo"
 DEMO_MATRIX = "96"  # about 3.7 mm pixels: phantom hospitals are written in seconds
 DEMO_SLICE_MM = "5"
 ROUND_ID = "demo-round-1"
-NOT_YET = ("the coordinator's web API and researcher downloads",)
+NOT_YET = ("launching the round through the coordinator's web API", "researchers' download client")
 
 # The CPU demo size of DESIGN.md, given to the site agents the way an operator would: by variable.
 # A narrow generator keeps a CPU demo site's DP training to seconds.

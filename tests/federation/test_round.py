@@ -9,18 +9,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.rounds import RoundFolder, RoundReport
 from coordinator.federation.sites import list_sites, online_node_ids
+from coordinator.service.database import Database
 from shared.diagnosis.dataset import load_dataset
 from shared.federation.messages import read_reply
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.federation.egress import read_egress, read_egress_message
 from site_agent.privacy.ledger import Ledger
+from tests.coordinator.service.conftest import make_tokens, running_api
 from tests.federation.conftest import Federation, Hospital
 from tests.leak_checks import nearest_real_pair, site_secrets
 
@@ -190,3 +193,25 @@ def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Fede
         time.sleep(0.5)
     assert online_node_ids(fed.settings) == online_before
     assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything
+
+
+def test_the_coordinator_api_shows_the_round_its_sites_and_the_pooled_set(
+    two_sites: tuple[Federation, RoundReport],
+) -> None:
+    fed, first = two_sites
+    database = Database.open(fed.settings)
+    tokens = make_tokens(database)
+    with running_api(fed.settings, database) as url:
+        operator = {"Authorization": f"Bearer {tokens['operator']}"}
+        site_a = {"Authorization": f"Bearer {tokens['site']}"}  # a site token for site_a
+        rounds = httpx.get(f"{url}/rounds", headers=operator).json()
+        assert {"r1": "completed"}.items() <= {r["round_id"]: r["state"] for r in rounds}.items()
+        report = httpx.get(f"{url}/rounds/r1", headers=operator).json()
+        assert report["model_sha256"] == first.model_sha256
+        sites = {s["site_id"]: s for s in httpx.get(f"{url}/sites", headers=operator).json()}
+        assert set(sites) >= {"site_a", "site_b"} and sites["site_a"]["budget"]["cap"] == 10.0
+        assert httpx.get(f"{url}/sites/site_a", headers=site_a).status_code == 200
+        assert httpx.get(f"{url}/sites/site_b", headers=site_a).status_code == 404
+        versions = [d["version"] for d in httpx.get(f"{url}/datasets", headers=operator).json()]
+        assert 1 in versions
+    database.close()

@@ -1,0 +1,80 @@
+"""`coordinator serve` and `coordinator tokens`: the coordinator as a web service, and who may use it.
+
+Registered on the `coordinator` app by `coordinator.cli`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from coordinator.cli_federation import ConfigOption
+from coordinator.config import load_coordinator_settings
+from shared.cli_support import console, friendly_errors
+
+tokens_app = typer.Typer(
+    name="tokens",
+    help="API tokens: operator, researcher or site. A token is shown once; only its hash is kept.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@friendly_errors
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Default: [api] host.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: [api] port.")] = None,
+) -> None:
+    """Run the coordinator's HTTP API (sites, rounds, datasets, audit log) until stopped."""
+    import uvicorn
+
+    from coordinator.service.app import create_app
+
+    settings = load_coordinator_settings(config)
+    app = create_app(settings)
+    uvicorn.run(
+        app, host=host or settings.api.host, port=port or settings.api.port, ws="none", log_level="info"
+    )
+
+
+@tokens_app.command("create")
+@friendly_errors
+def tokens_create(
+    name: Annotated[str, typer.Option("--name", help="Who holds it, e.g. a person or a service.")],
+    role: Annotated[str, typer.Option("--role", help="operator, researcher or site.")],
+    site: Annotated[
+        str | None, typer.Option("--site", help="For --role site: the site it belongs to.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a token and print it once. Store it now: it cannot be shown again."""
+    from coordinator.service.database import Database
+    from coordinator.service.tokens import create_token
+
+    database = Database.open(load_coordinator_settings(config))
+    try:
+        with database.session() as session:
+            token = create_token(session, name=name, role=role, site_id=site)
+    finally:
+        database.close()
+    console.print(f"Token for {name} ({role}); shown only now:")
+    console.print(token, highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("revoke")
+@friendly_errors
+def tokens_revoke(name: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Revoke a token at once; requests with it are refused from now on."""
+    from coordinator.service.database import Database
+    from coordinator.service.tokens import revoke_token
+
+    database = Database.open(load_coordinator_settings(config))
+    try:
+        with database.session() as session:
+            revoke_token(session, name)
+    finally:
+        database.close()
+    console.print(f"Token {name} revoked.")
