@@ -205,7 +205,7 @@ def _refusal(settings: SiteSettings, round_id: str, exc: Exception) -> Refusal:
         round_id=round_id,
         site_id=settings.site_id,
         reason=reason,
-        detail=detail,
+        detail=detail[:500],
         budget=budget_status(settings),
     )
 
