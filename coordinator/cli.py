@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from coordinator.cli_datasets import datasets_app, models_app
 from coordinator.cli_federation import certs_app, rounds_app, sites_app, superlink
 from coordinator.cli_model import model_app, phantom_dataset
 from coordinator.cli_service import serve, tokens_app
@@ -96,6 +97,8 @@ app.add_typer(sites_app)
 app.add_typer(rounds_app)
 app.command()(superlink)
 app.add_typer(tokens_app)
+app.add_typer(datasets_app)
+app.add_typer(models_app)
 app.command()(serve)
 app.command("phantom-dataset")(phantom_dataset)
 

@@ -20,7 +20,7 @@ ConfigOption = Annotated[
 ]
 
 
-def _sub(name: str, help_text: str) -> typer.Typer:
+def sub_app(name: str, help_text: str) -> typer.Typer:
     return typer.Typer(
         name=name,
         help=help_text,
@@ -30,9 +30,9 @@ def _sub(name: str, help_text: str) -> typer.Typer:
     )
 
 
-certs_app = _sub("certs", "The coordinator's certificate authority and the SuperLink's TLS certificate.")
-sites_app = _sub("sites", "Register hospitals' site agents by their public keys, and list them.")
-rounds_app = _sub("rounds", "Launch rounds (synthesize, pool, train, evaluate) and follow them.")
+certs_app = sub_app("certs", "The coordinator's certificate authority and the SuperLink's TLS certificate.")
+sites_app = sub_app("sites", "Register hospitals' site agents by their public keys, and list them.")
+rounds_app = sub_app("rounds", "Launch rounds (synthesize, pool, train, evaluate) and follow them.")
 
 
 def _config_path(config: Path | None) -> Path:
@@ -157,12 +157,12 @@ def rounds_launch(
 ) -> None:
     """Start a round on the SuperLink and follow it: synthesis at each site, pooling, the shared
     model, and its evaluation back at every site."""
-    from coordinator.federation.launch import follow, plan_round, start_run
+    from coordinator.federation.launch import follow, launch_round
     from coordinator.federation.summary import round_table
 
     path = _config_path(config)
     settings = load_coordinator_settings(path)
-    folder = plan_round(
+    folder = launch_round(
         settings,
         path,
         epsilon=epsilon,
@@ -174,7 +174,7 @@ def rounds_launch(
         min_sites=min_sites,
         timeout_s=timeout,
     )
-    run_id = start_run(settings, folder)
+    run_id = folder.read_report().flower_run_id
     console.print(f"Round {folder.folder.name} started as Flower run {run_id}; report: {folder.report_path}")
     if not wait:
         return
@@ -184,6 +184,22 @@ def rounds_launch(
     console.print(report.message, highlight=False)
     if report.state != "completed":
         raise typer.Exit(1)
+
+
+@rounds_app.command("cancel")
+@friendly_errors
+def rounds_cancel(round_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Cancel a round that has not finished. The ServerApp stops within seconds; what sites already
+    spent of their budget stays spent."""
+    from coordinator.federation.launch import cancel_round
+    from coordinator.federation.rounds import RoundFolder
+
+    settings = load_coordinator_settings(config)
+    report = cancel_round(settings, RoundFolder.of(settings, round_id), by="cli")
+    if report.state == "cancelled":
+        console.print(f"Round {round_id} cancelled.")
+    else:
+        console.print(f"Round {round_id}: cancel requested; it is {report.state} and stops within seconds.")
 
 
 @rounds_app.command("list")
@@ -238,4 +254,4 @@ def rounds_show(
     console.print(report.message, highlight=False)
 
 
-__all__ = ["certs_app", "rounds_app", "sites_app", "superlink"]
+__all__ = ["certs_app", "rounds_app", "sites_app", "sub_app", "superlink"]

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 
 from coordinator.cli_federation import ConfigOption
-from coordinator.config import load_coordinator_settings
+from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
 from shared.cli_support import console, friendly_errors
+from shared.settings import resolve_config_path
 
 tokens_app = typer.Typer(
     name="tokens",
@@ -33,8 +34,9 @@ def serve(
 
     from coordinator.service.app import create_app
 
-    settings = load_coordinator_settings(config)
-    app = create_app(settings)
+    path = resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
+    settings = load_coordinator_settings(path)
+    app = create_app(settings, path.resolve())
     uvicorn.run(
         app, host=host or settings.api.host, port=port or settings.api.port, ws="none", log_level="info"
     )

@@ -29,6 +29,14 @@ class CoordinatorDatabase(SettingsSection):
     url: str = ""
 
 
+class CoordinatorStorage(SettingsSection):
+    # Empty means a folder `store` inside the data folder; otherwise an fsspec URL such as
+    # "s3://bucket/fedsynth". Credentials come from the environment (AWS_ACCESS_KEY_ID, ...), never
+    # from this file.
+    url: str = ""
+    endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, Ceph); empty: AWS")
+
+
 class CoordinatorFederation(SettingsSection):
     superlink_host: str = "127.0.0.1"
     superlink_port: int = Field(9092, ge=1, le=65535)
@@ -45,6 +53,7 @@ class CoordinatorSettings(FileSettings):
     paths: CoordinatorPaths = CoordinatorPaths()
     api: CoordinatorApi = CoordinatorApi()
     database: CoordinatorDatabase = CoordinatorDatabase()
+    storage: CoordinatorStorage = CoordinatorStorage()
     federation: CoordinatorFederation = CoordinatorFederation()
 
 

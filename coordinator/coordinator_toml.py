@@ -33,6 +33,14 @@ port = 8000
 # "postgresql+psycopg://fedsynth@db.example.org/fedsynth".
 url = ""
 
+[storage]
+# Where published pooled sets and models are kept and served from. Empty: the folder
+# data/store. Or an fsspec URL such as "s3://bucket/fedsynth" (install fedsynth[s3]); credentials
+# come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables, never from this file.
+url = ""
+# An S3-compatible endpoint (MinIO, Ceph RGW), e.g. "https://s3.example.org". Empty: AWS.
+endpoint_url = ""
+
 [federation]
 # Where the Flower SuperLink listens for site agents.
 superlink_host = "127.0.0.1"

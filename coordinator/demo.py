@@ -28,7 +28,7 @@ from coordinator.config import load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo_page import write_overview
 from coordinator.federation.certificates import init_certificates
-from coordinator.federation.launch import follow, plan_round, start_run
+from coordinator.federation.launch import follow, launch_round
 from coordinator.federation.local import LocalFederation
 from coordinator.federation.rounds import RoundReport
 from coordinator.federation.summary import round_table
@@ -119,7 +119,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                     federation.register(name, home / "certs" / "site.pub")
                     federation.join(name, home / "site.toml", env=DEMO_ENVIRONMENT)
             console.print(f"SuperLink and {len(sites)} SuperNodes running on loopback, TLS and site keys on.")
-            folder = plan_round(
+            folder = launch_round(
                 settings,
                 config,
                 epsilon=DEMO_EPSILON,
@@ -129,7 +129,6 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 spacing_mm=4.0,
                 min_sites=min(2, len(sites)),
             )
-            start_run(settings, folder)
             with console.status("round starting") as status:
                 report = follow(
                     settings, folder, lambda r: status.update(f"round: {r.state}: {r.progress or r.message}")

@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.errors import FedsynthError
+from shared.hashing import file_sha256
 from shared.schemas import DatasetCard
 
 SUMS = "SHA256SUMS"
@@ -71,7 +72,7 @@ def write_synthetic_set(
     writer.writerows(rows)
     (staging / "labels.csv").write_text(labels.getvalue())
     card.write(staging / "card.json")
-    sums = "".join(f"{_sha256(staging / rel)}  {rel}\n" for rel in _files(staging))
+    sums = "".join(f"{file_sha256(staging / rel)}  {rel}\n" for rel in _files(staging))
     (staging / SUMS).write_text(sums)
     staging.rename(target)
     return hashlib.sha256(sums.encode()).hexdigest()
@@ -92,7 +93,7 @@ def verify_synthetic_set(folder: Path) -> int:
         extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
         raise SyntheticSetError(f"{folder}: files not as listed in {SUMS} (extra {extra}, missing {missing})")
     for rel, digest in listed.items():
-        if _sha256(folder / rel) != digest:
+        if file_sha256(folder / rel) != digest:
             raise SyntheticSetError(f"{folder / rel} does not match its sha256 in {SUMS}")
     return len(listed)
 
@@ -101,11 +102,3 @@ def _files(folder: Path) -> list[str]:
     return sorted(
         p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != SUMS
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

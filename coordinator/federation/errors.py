@@ -3,6 +3,7 @@
 FederationError         coordinator.federation: Flower refused a command or a round cannot run
  +-- CertificateError   certificates.py: TLS files missing or in the way
  +-- RoundError         rounds.py: an unknown round, or a round folder that is not a round
+ +-- SuperLinkUnavailable  flower_cli.py: the SuperLink did not answer at all
 """
 
 from shared.errors import FedsynthError
@@ -14,3 +15,7 @@ class FederationError(FedsynthError):
 
 class RoundError(FederationError):
     """An unknown round id, or a round folder that does not hold a round."""
+
+
+class SuperLinkUnavailable(FederationError):
+    """The SuperLink did not answer (not running, unreachable, or too slow)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.certificates import CertificateFiles
-from coordinator.federation.errors import FederationError
+from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from shared.federation.processes import flower_environment, flower_executable
 
 CONNECTION = "fedsynth"
@@ -52,7 +52,7 @@ def flwr(settings: CoordinatorSettings, *args: str, timeout: float = 120.0) -> d
             command, capture_output=True, text=True, env=env, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        raise FederationError(f"`flwr {args[0]}` did not answer within {timeout:.0f} s") from None
+        raise SuperLinkUnavailable(f"`flwr {args[0]}` did not answer within {timeout:.0f} s") from None
     answer = _json_object(result.stdout)
     if result.returncode != 0 or not answer.get("success", False):
         reason = answer.get("error-message") or result.stderr.strip() or result.stdout.strip()
@@ -60,6 +60,7 @@ def flwr(settings: CoordinatorSettings, *args: str, timeout: float = 120.0) -> d
         message = f"`flwr {' '.join(args[:2])}` failed: {' '.join(lines)}"
         if "unavailable" in message.lower():
             message += f" Is the SuperLink running (`coordinator superlink`) at {client_address(settings)}?"
+            raise SuperLinkUnavailable(message)
         raise FederationError(message)
     return answer
 

@@ -8,17 +8,19 @@ that dies leaves the round marked failed with the reason, never stuck.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError, RoundError
 from coordinator.federation.flower_app import write_app
 from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
-from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport
+from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, RoundState
 from coordinator.federation.sites import list_sites
 from shared.schemas import RoundRequest
 
@@ -41,6 +43,7 @@ def plan_round(
     min_sites: int | None = None,
     timeout_s: float | None = None,
     seed: int = 0,
+    launched_by: str = "cli",
 ) -> RoundFolder:
     fed = settings.federation
     round_id = round_id or "round-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -86,9 +89,22 @@ def plan_round(
         diagnosis_epochs=fed.diagnosis_epochs,
         diagnosis_patience=fed.diagnosis_patience,
         seed=seed,
+        launched_by=launched_by,
     )
     folder.write_plan(plan)
     folder.write_report(RoundReport(round_id=round_id, message="waiting for Flower to start the run"))
+    return folder
+
+
+def launch_round(settings: CoordinatorSettings, config_file: Path, **plan: Any) -> RoundFolder:
+    """Plan a round and start its Flower run (what `rounds launch` and `POST /rounds` do). A run
+    that cannot be started leaves the round failed with Flower's reason, and the error is raised."""
+    folder = plan_round(settings, config_file, **plan)
+    try:
+        start_run(settings, folder)
+    except FederationError as exc:
+        end_round(folder, "failed", f"its Flower run could not be started: {exc}")
+        raise
     return folder
 
 
@@ -141,17 +157,46 @@ def follow(
 
 
 def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport:
-    """A round's report, corrected if its Flower run ended without finishing it (a ServerApp or
-    SuperLink that died mid-round): such a round is marked failed with the reason, never left
-    looking as if it were still running. Asks Flower only about rounds not yet finished."""
+    """A round's report, corrected if nothing is running it any more: a Flower run that ended
+    without finishing it (a ServerApp or SuperLink that died mid-round, or a run stopped by a
+    cancel) or a launch interrupted before its run started. Such a round is marked failed with the
+    reason (or cancelled), never left looking as if it were still running. Asks Flower only about
+    rounds not yet finished."""
     report = folder.read_report()
-    if report.finished or report.flower_run_id is None:
+    if report.finished:
+        return report
+    cancel = folder.cancel_request()
+    if report.flower_run_id is None:
+        if cancel is not None:
+            return end_round(folder, "cancelled", f"cancelled by {cancel.by} before its Flower run started")
+        if (datetime.now(UTC) - report.updated_at).total_seconds() > START_LIMIT_S:
+            return end_round(folder, "failed", "the launch was interrupted before its Flower run started")
         return report
     status = run_status(settings, report.flower_run_id)  # FederationError if the SuperLink is down
     report = folder.read_report()  # the ServerApp may have finished it meanwhile
     if not report.finished and status.startswith("finished"):
+        if cancel is not None:
+            return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
         return _fail(folder, f"the ServerApp ended ({status}) before the round finished; see `flwr log`")
     return report
+
+
+def cancel_round(settings: CoordinatorSettings, folder: RoundFolder, *, by: str) -> RoundReport:
+    """Ask a round to stop. The ServerApp sees the request within about a second and ends the round
+    as cancelled; the Flower run is stopped too, so a ServerApp that cannot answer is ended by
+    Flower. Budget the sites already spent stays spent: a site's ledger never gives any back."""
+    report = folder.read_report()
+    if report.finished:
+        raise RoundError(f"round {report.round_id} is {report.state} already; there is nothing to cancel")
+    folder.request_cancel(by)
+    if report.flower_run_id is not None:
+        # Already ended, or the SuperLink is down: reconciling finishes the round later.
+        with contextlib.suppress(FederationError):
+            flwr(settings, "stop", str(report.flower_run_id), CONNECTION)
+    try:
+        return reconcile(settings, folder)
+    except FederationError:
+        return folder.read_report()
 
 
 def run_status(settings: CoordinatorSettings, run_id: int) -> str:
@@ -161,7 +206,11 @@ def run_status(settings: CoordinatorSettings, run_id: int) -> str:
 
 
 def _fail(folder: RoundFolder, message: str) -> RoundReport:
+    return end_round(folder, "failed", message)
+
+
+def end_round(folder: RoundFolder, state: RoundState, message: str) -> RoundReport:
     report = folder.read_report()
-    report.state, report.message = "failed", message
+    report.state, report.message = state, message
     folder.write_report(report)
     return report

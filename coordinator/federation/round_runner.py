@@ -70,6 +70,10 @@ class RoundFailed(FedsynthError):
     """The round cannot go on; the message is the reason the report gives."""
 
 
+class RoundCancelled(FedsynthError):
+    """An operator cancelled the round; the message says who."""
+
+
 @dataclass
 class Reply:
     site_id: str
@@ -102,10 +106,14 @@ class RoundRunner:
         log.info("round %s: %s: %s", self.plan.round_id, state, message)
 
     def _save(self, *, throttle: bool = False) -> None:
+        """Write the report; stop the round here if an operator has cancelled it meanwhile (every
+        step saves often, so a cancel takes effect within about a second, even mid-training)."""
         now = time.monotonic()
         if throttle and now - self._last_write < 1.0:
             return
         self._last_write = now
+        if not self.report.finished and (cancel := self.folder.cancel_request()) is not None:
+            raise RoundCancelled(f"cancelled by {cancel.by}")
         self.folder.write_report(self.report)
 
     # --- the round -------------------------------------------------------------------------------
@@ -126,6 +134,8 @@ class RoundRunner:
             self._enter("completed", f"{len(answered)} sites contributed; " + self._missing_summary())
         except RoundFailed as exc:
             self._enter("failed", str(exc))
+        except RoundCancelled as exc:
+            self._enter("cancelled", str(exc))
         except Exception as exc:  # the report must never be left mid-state
             log.error("round %s failed:\n%s", self.plan.round_id, traceback.format_exc())
             self._enter("failed", f"internal error at the coordinator: {type(exc).__name__}: {exc}")

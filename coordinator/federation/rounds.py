@@ -5,10 +5,12 @@
     <data>/rounds/<round_id>/sites/<site>/ each site's validated synthetic set
     <data>/rounds/<round_id>/model/        the diagnostic model trained on the pooled set
     <data>/rounds/<round_id>/figures/      montage of pooled samples, ROC, per-site metrics
+    <data>/rounds/<round_id>/cancel.json   present once an operator asked to cancel the round
 
 The report is rewritten atomically at every change, so `rounds show` (or the API) always reads a
 whole document. Its `state` only moves forward:
-launched -> synthesizing -> pooling -> training -> evaluating -> completed, or to failed from any.
+launched -> synthesizing -> pooling -> training -> evaluating -> completed, or to failed or
+cancelled from any.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from coordinator.federation.errors import RoundError
 from shared.schemas import BudgetStatus, PrivacySpend, RoundRequest, SiteMetricsReply
 from shared.schemas._base import describe_validation_error
 
-RoundState = Literal["launched", "synthesizing", "pooling", "training", "evaluating", "completed", "failed"]
-TERMINAL = ("completed", "failed")
+RoundState = Literal[
+    "launched", "synthesizing", "pooling", "training", "evaluating", "completed", "failed", "cancelled"
+]
+TERMINAL = ("completed", "failed", "cancelled")
 SiteOutcome = Literal["waiting", "answered", "refused", "missing", "rejected"]
 
 
@@ -50,6 +54,7 @@ class RoundPlan(_Doc):
     diagnosis_epochs: int = Field(ge=1)
     diagnosis_patience: int = Field(ge=1)
     seed: int = 0
+    launched_by: str = Field("cli", description="the API token's name, or cli")
 
 
 class SiteResult(_Doc):
@@ -86,6 +91,11 @@ class RoundReport(_Doc):
         return self.state in TERMINAL
 
 
+class CancelRequest(_Doc):
+    by: str
+    at: datetime = Field(default_factory=_now)
+
+
 _ROUND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -111,6 +121,10 @@ class RoundFolder:
         return self.folder / "sites" / site_id
 
     @property
+    def cancel_path(self) -> Path:
+        return self.folder / "cancel.json"
+
+    @property
     def model_dir(self) -> Path:
         return self.folder / "model"
 
@@ -123,6 +137,18 @@ class RoundFolder:
 
     def read_report(self) -> RoundReport:
         return _read(RoundReport, self.report_path)
+
+    def cancel_request(self) -> CancelRequest | None:
+        """Who asked to cancel the round, if anyone did. The ServerApp checks it at every step."""
+        if not self.cancel_path.exists():
+            return None
+        cancel: CancelRequest = _read(CancelRequest, self.cancel_path)
+        return cancel
+
+    def request_cancel(self, by: str) -> CancelRequest:
+        cancel = self.cancel_request() or CancelRequest(by=by)
+        _write(self.cancel_path, cancel)
+        return cancel
 
     def write_plan(self, plan: RoundPlan) -> None:
         _write(self.plan_path, plan)

@@ -1,25 +1,54 @@
-"""The coordinator's HTTP API (FastAPI). `coordinator serve` runs it under uvicorn."""
+"""The coordinator's HTTP API (FastAPI). `coordinator serve` runs it under uvicorn.
+
+At start the database is migrated, the object store opened, and the watcher reconciles every round
+that was in flight and records what rounds left, before the first request is served.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from coordinator.config import CoordinatorSettings
+from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from coordinator.service.database import Database
-from coordinator.service.routes import audit_log, datasets, health, rounds, sites
+from coordinator.service.object_store import ObjectStore
+from coordinator.service.routes import audit_log, datasets, health, models, rounds, sites
+from coordinator.service.watcher import Watcher
 from shared import __version__
 
+# Routers in the order the OpenAPI document lists them.
+ROUTERS = (health, sites, rounds, datasets, models, audit_log)
 
-def create_app(settings: CoordinatorSettings, database: Database | None = None) -> FastAPI:
+
+def create_app(
+    settings: CoordinatorSettings,
+    config_file: Path,
+    *,
+    database: Database | None = None,
+    store: ObjectStore | None = None,
+    watch_interval_s: float = 2.0,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.database = database or Database.open(settings)
+        app.state.store = store or ObjectStore.open(settings)
+        app.state.watcher = Watcher(
+            settings, app.state.database, app.state.store, interval_s=watch_interval_s
+        )
+        app.state.watcher.start()
         try:
             yield
         finally:
+            app.state.watcher.stop()
             app.state.database.close()
 
     app = FastAPI(
@@ -29,6 +58,33 @@ def create_app(settings: CoordinatorSettings, database: Database | None = None) 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    for module in (health, sites, rounds, datasets, audit_log):
+    app.state.config_file = config_file
+    for module in ROUTERS:
         app.include_router(module.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+            return await http_exception_handler(request, exc)
+        # Starlette's Allow names the methods of one route only; FastAPI makes a route per method.
+        allowed = sorted(
+            method
+            for route in app.router.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        )
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers={"Allow": ", ".join(allowed)}
+        )
+
+    @app.exception_handler(SuperLinkUnavailable)
+    async def _superlink_down(_: Request, exc: SuperLinkUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+    @app.exception_handler(FederationError)
+    async def _federation_refused(_: Request, exc: FederationError) -> JSONResponse:
+        # The request was well formed but the federation's state does not allow it (an unknown
+        # site, a round id taken, a round already finished): say why, as Flower or the plan did.
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
     return app

@@ -7,15 +7,19 @@ bug, and a test that walks the route table fails on it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from coordinator.config import CoordinatorSettings
 from coordinator.service.database import Database
+from coordinator.service.object_store import ObjectStore
 from coordinator.service.tokens import Caller, Role, caller_for
+from coordinator.service.watcher import Watcher
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `coordinator tokens create`.")
 
@@ -31,18 +35,40 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+def get_watcher(request: Request) -> Watcher:
+    watcher: Watcher = request.app.state.watcher
+    return watcher
+
+
+def get_config_file(request: Request) -> Path:
+    path: Path = request.app.state.config_file
+    return path
+
+
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+WatcherDep = Annotated[Watcher, Depends(get_watcher)]
+ConfigFileDep = Annotated[Path, Depends(get_config_file)]
 
 
 def get_caller(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "an API token is required", {"WWW-Authenticate": "Bearer"}
         )
-    caller = caller_for(session, credentials.credentials)
+    # A transaction of its own (it records when the token was last used), committed before the
+    # route's own session writes anything: SQLite has one writer at a time.
+    database: Database = request.app.state.database
+    with database.session() as session:
+        caller = caller_for(session, credentials.credentials)
     if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", {"WWW-Authenticate": "Bearer"}
@@ -74,5 +100,26 @@ class Public:
 PUBLIC = Public()
 OPERATOR = Allowed("operator")
 READERS = Allowed("operator", "researcher")
+OPERATOR_OR_SITE = Allowed("operator", "site")
 OperatorDep = Annotated[Caller, Depends(OPERATOR)]
 ReaderDep = Annotated[Caller, Depends(READERS)]
+OperatorOrSiteDep = Annotated[Caller, Depends(OPERATOR_OR_SITE)]
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a router's routes can give, for the OpenAPI contract."""
+    meaning = {
+        401: "No token, or an unknown or revoked one",
+        403: "The token's role may not do this",
+        404: "No such item (or not published, to a researcher)",
+        409: "The federation's state does not allow it; the detail says why",
+        503: "The SuperLink did not answer",
+    }
+    # Content spelled out, not `model=`: FastAPI would give errors the route's own media type
+    # (text/plain for SHA256SUMS, a tar for archives), and every error here is JSON.
+    content = {"application/json": {"schema": ErrorDetail.model_json_schema()}}
+    return {code: {"description": meaning[code], "content": content} for code in codes}

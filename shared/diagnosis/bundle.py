@@ -10,7 +10,6 @@ site that scores a model knows it scores exactly the one the card describes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from torch import nn
 from shared import __version__
 from shared.diagnosis.networks import build_classifier, build_segmenter
 from shared.errors import FedsynthError
+from shared.hashing import file_sha256
 
 METADATA = "metadata.json"
 Task = Literal["classify", "segment", "both"]
@@ -84,10 +84,6 @@ def _batched(
     return np.concatenate(out)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_model(folder: Path, model: DiagnosticModel) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     weights: dict[str, str] = {}
@@ -98,7 +94,7 @@ def save_model(folder: Path, model: DiagnosticModel) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
         tmp.replace(path)
-        weights[name] = _sha256(path)
+        weights[name] = file_sha256(path)
     model.metadata.update(
         weights_sha256=weights,
         versions={"fedsynth": __version__, "torch": torch.__version__, "monai": monai.__version__},
@@ -111,7 +107,7 @@ def save_model(folder: Path, model: DiagnosticModel) -> None:
 
 def model_sha256(folder: Path) -> str:
     """One hash for the whole model: its card, which holds every weight file's hash."""
-    return _sha256(folder / METADATA)
+    return file_sha256(folder / METADATA)
 
 
 def load_model(folder: Path, *, device: torch.device) -> DiagnosticModel:
@@ -121,7 +117,7 @@ def load_model(folder: Path, *, device: torch.device) -> DiagnosticModel:
         nets: dict[str, nn.Module | None] = {"classifier": None, "segmenter": None}
         for name, digest in metadata["weights_sha256"].items():
             path = folder / f"{name}.safetensors"
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise ModelError(f"{path} does not match the sha256 in {folder / METADATA}")
             net = build_classifier(cube=cube, classes=classes) if name == "classifier" else build_segmenter()
             net.load_state_dict(load_file(str(path), device="cpu"))

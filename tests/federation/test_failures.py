@@ -7,10 +7,15 @@ import subprocess
 import sys
 import time
 
+import httpx
+
+from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.launch import follow
 from coordinator.federation.rounds import RoundFolder
+from coordinator.service.database import Database
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
+from tests.coordinator.service.conftest import make_tokens, running_api
 from tests.federation.conftest import Federation
 from tests.federation.test_round import launch
 
@@ -91,3 +96,46 @@ def test_a_superlink_restart_mid_round_fails_the_round_with_the_reason_and_leave
         check=False,
     )
     assert shown.returncode == 0 and "failed" in shown.stdout
+
+
+def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds(
+    federation: Federation,
+) -> None:
+    trainer = federation.connect("site_a", **{"epochs = 3.0": "epochs = 300.0"})
+    database = Database.open(federation.settings)
+    tokens = make_tokens(database)
+    with running_api(federation.settings, federation.config, database) as url:
+        operator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"})
+        body = {
+            "round_id": "r1",
+            "epsilon": 3.0,
+            "per_class": 2,
+            "cube": 32,
+            "spacing_mm": 4.0,
+            "min_sites": 1,
+        }
+        launched = operator.post("/rounds", json=body)
+        assert launched.status_code == 201, launched.text
+        run_id = launched.json()["flower_run_id"]
+        ledger = trainer.settings.paths.ledger
+        deadline = time.monotonic() + 120
+        while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_a is training now
+            assert time.monotonic() < deadline, operator.get("/rounds/r1").json()["message"]
+            time.sleep(0.5)
+
+        asked = operator.post("/rounds/r1/cancel")
+        assert asked.status_code == 202
+        cancelled_at = time.monotonic()
+        while (report := operator.get("/rounds/r1").json())["state"] != "cancelled":
+            assert time.monotonic() - cancelled_at < 30, report
+            time.sleep(0.5)
+        assert report["message"] == "cancelled by test-operator"
+        assert operator.post("/rounds/r1/cancel").status_code == 409
+        (run,) = flwr(federation.settings, "ls", CONNECTION, "--run-id", str(run_id))["runs"]
+        assert str(run["status"]).startswith("finished")
+        assert [r["state"] for r in operator.get("/rounds").json()] == ["cancelled"]
+        assert report["pooled_version"] is None  # nothing was pooled or trained
+        operator.close()
+    database.close()
+    # What site_a spent on the cancelled round stays spent: a ledger never gives budget back.
+    assert current_spend(trainer.settings).epsilon > 2.9

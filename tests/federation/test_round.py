@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,13 +18,14 @@ from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.rounds import RoundFolder, RoundReport
 from coordinator.federation.sites import list_sites, online_node_ids
 from coordinator.service.database import Database
+from shared.diagnosis.bundle import model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.federation.messages import read_reply
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.federation.egress import read_egress, read_egress_message
 from site_agent.privacy.ledger import Ledger
-from tests.coordinator.service.conftest import make_tokens, running_api
+from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed
 from tests.federation.conftest import Federation, Hospital
 from tests.leak_checks import nearest_real_pair, site_secrets
 
@@ -195,23 +197,82 @@ def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Fede
     assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything
 
 
-def test_the_coordinator_api_shows_the_round_its_sites_and_the_pooled_set(
-    two_sites: tuple[Federation, RoundReport],
+def test_an_operator_runs_a_round_through_the_api_and_a_researcher_downloads_what_it_published(
+    two_sites: tuple[Federation, RoundReport], tmp_path: Path
 ) -> None:
     fed, first = two_sites
     database = Database.open(fed.settings)
     tokens = make_tokens(database)
-    with running_api(fed.settings, database) as url:
-        operator = {"Authorization": f"Bearer {tokens['operator']}"}
+    with running_api(fed.settings, fed.config, database) as url:
+        operator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"})
         site_a = {"Authorization": f"Bearer {tokens['site']}"}  # a site token for site_a
-        rounds = httpx.get(f"{url}/rounds", headers=operator).json()
-        assert {"r1": "completed"}.items() <= {r["round_id"]: r["state"] for r in rounds}.items()
-        report = httpx.get(f"{url}/rounds/r1", headers=operator).json()
-        assert report["model_sha256"] == first.model_sha256
-        sites = {s["site_id"]: s for s in httpx.get(f"{url}/sites", headers=operator).json()}
+        assert operator.get("/rounds/r1").json()["model_sha256"] == first.model_sha256
+        sites = {s["site_id"]: s for s in operator.get("/sites").json()}
         assert set(sites) >= {"site_a", "site_b"} and sites["site_a"]["budget"]["cap"] == 10.0
         assert httpx.get(f"{url}/sites/site_a", headers=site_a).status_code == 200
         assert httpx.get(f"{url}/sites/site_b", headers=site_a).status_code == 404
-        versions = [d["version"] for d in httpx.get(f"{url}/datasets", headers=operator).json()]
-        assert 1 in versions
+
+        # Registering a site through the API registers its key with the SuperLink.
+        newcomer = fed.hospital("site_d")
+        added = operator.post(
+            "/sites", json={"site_id": "site_d", "public_key": newcomer.public_key.read_text()}
+        )
+        assert added.status_code == 201, added.text
+        assert int(added.json()["node_id"]) == list_sites(fed.settings)["site_d"].node_id
+        again = operator.post(
+            "/sites", json={"site_id": "site_d", "public_key": newcomer.public_key.read_text()}
+        )
+        assert again.status_code == 409 and "already registered" in again.json()["detail"]
+
+        launched = operator.post(
+            "/rounds",
+            json={
+                "round_id": "r3",
+                "epsilon": EPSILON,
+                "per_class": PER_CLASS,
+                "sites": ["site_a", "site_b"],
+                "cube": 32,
+                "spacing_mm": 4.0,
+                "min_sites": 2,
+            },
+        )
+        assert launched.status_code == 201, launched.text
+        assert launched.json()["flower_run_id"] is not None
+        deadline = time.monotonic() + 600
+        while (report := operator.get("/rounds/r3").json())["state"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline, report["message"]
+            time.sleep(1)
+        assert report["state"] == "completed", report["message"]
+        (listed,) = [r for r in operator.get("/rounds").json() if r["round_id"] == "r3"]
+        assert listed["launched_by"] == "test-operator" and listed["sites_answered"] == 2
+        assert listed["finished_at"] is not None
+
+        # The pooled set and the model are recorded, unpublished; the operator publishes both.
+        version = report["pooled_version"]
+        datasets = wait_listed(url, tokens["operator"], "datasets", version)
+        assert {d["version"]: d["round_id"] for d in datasets}[version] == "r3"
+        models = wait_listed(url, tokens["operator"], "models", version)  # one per round
+        assert report["model_sha256"] in {m["model_sha256"] for m in models}
+        operator.post(f"/datasets/pooled/{version}/publish").raise_for_status()
+        operator.post(f"/models/{report['model_sha256']}/publish").raise_for_status()
+
+        env = {**os.environ, "FEDSYNTH_SERVER": url, "FEDSYNTH_TOKEN": tokens["researcher"]}
+        for args in (
+            ("datasets", "download", "pooled", "--out", str(tmp_path / "set")),
+            ("models", "download", report["model_sha256"][:10], "--out", str(tmp_path / "model")),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "coordinator", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+        pooled = load_dataset(tmp_path / "set")  # verifies every file again
+        assert pooled.card.version == version and len(pooled) == version * 2 * 6 * PER_CLASS
+        assert model_sha256(tmp_path / "model") == report["model_sha256"]
+        actions = {e["action"] for e in operator.get("/audit").json()}
+        assert {"site.register", "round.launch", "dataset.publish", "model.publish"} <= actions
+        operator.close()
     database.close()

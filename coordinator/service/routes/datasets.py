@@ -1,40 +1,52 @@
-"""Datasets: list, card, checksums, single files (HTTP Range), the whole set as one streamed
-archive, and publishing. Researchers see published versions only; anything else is a 404 to them,
-so an unpublished set cannot even be confirmed to exist."""
+"""Datasets: list, card, checksums, single files (HTTP Range), the whole set as one streamed archive,
+and publishing. Researchers see published versions only; anything else is a 404 to them, so an
+unpublished set cannot even be confirmed to exist.
+
+Publishing is one database update: a version's files were all in the object store, checked, before
+its row existed, so a publish can never expose a half-written set.
+"""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import Path as FastApiPath
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from coordinator.service.catalogue import sync
-from coordinator.service.deps import OperatorDep, ReaderDep, SessionDep, SettingsDep
+from coordinator.service.deps import OperatorDep, ReaderDep, SessionDep, StoreDep, error_responses
 from coordinator.service.models import Dataset
+from coordinator.service.serving import serve_archive, serve_file, sums_text
 from coordinator.service.tokens import Caller, audit
-from shared.synthetic_set import SUMS
+from shared.schemas import DatasetCard
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
-CHUNK = 1 << 20
+# Versions count from 1; the bound keeps a request from overflowing a database integer.
+Version = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=error_responses(401, 403, 404))
+
+FILE_RESPONSES = {
+    200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+    206: {"content": {"application/octet-stream": {}}, "description": "The requested range"},
+    404: {"description": "No such dataset version or file"},
+    416: {"description": "Range not satisfiable"},
+}
 
 
 class DatasetPublic(BaseModel):
     dataset_id: str
     version: int
+    round_id: str | None
     published: bool
     created_at: datetime
     files: int
     bytes: int
     class_counts: dict[str, int]
+    sites: list[str]
 
 
 def _public(row: Dataset) -> DatasetPublic:
@@ -42,15 +54,17 @@ def _public(row: Dataset) -> DatasetPublic:
     return DatasetPublic(
         dataset_id=row.dataset_id,
         version=row.version,
+        round_id=row.round_id,
         published=row.published,
         created_at=row.created_at,
         files=len(row.files),
         bytes=sum(f.size for f in row.files),
         class_counts=card.get("class_counts", {}),
+        sites=sorted({s["site_id"] for s in card.get("sites", [])}),
     )
 
 
-def _find(session: SessionDep, caller: Caller, dataset_id: str, version: int) -> Dataset:
+def _find(session: SessionDep, caller: Caller, dataset_id: str, version: Version) -> Dataset:
     row = session.scalar(select(Dataset).where(Dataset.dataset_id == dataset_id, Dataset.version == version))
     if row is None or (caller.role != "operator" and not row.published):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dataset {dataset_id} v{version}")
@@ -58,86 +72,56 @@ def _find(session: SessionDep, caller: Caller, dataset_id: str, version: int) ->
 
 
 @router.get("", response_model=list[DatasetPublic])
-def list_datasets(session: SessionDep, settings: SettingsDep, caller: ReaderDep) -> list[DatasetPublic]:
-    sync(session, settings)
+def list_datasets(session: SessionDep, caller: ReaderDep) -> list[DatasetPublic]:
+    """Every dataset version (researchers: the published ones), oldest first."""
     query = select(Dataset).order_by(Dataset.dataset_id, Dataset.version)
     if caller.role != "operator":
         query = query.where(Dataset.published.is_(True))
     return [_public(row) for row in session.scalars(query)]
 
 
-@router.get("/{dataset_id}/{version}/card")
-def dataset_card(dataset_id: str, version: int, session: SessionDep, caller: ReaderDep) -> dict[str, Any]:
-    card: dict[str, Any] = json.loads(_find(session, caller, dataset_id, version).card_json)
-    return card
+@router.get("/{dataset_id}/{version}/card", response_model=DatasetCard)
+def dataset_card(dataset_id: str, version: Version, session: SessionDep, caller: ReaderDep) -> DatasetCard:
+    """The dataset card: classes and counts, shapes, spacing, licence, and each site's privacy spend."""
+    return DatasetCard.model_validate_json(_find(session, caller, dataset_id, version).card_json)
 
 
 @router.get("/{dataset_id}/{version}/SHA256SUMS", response_class=PlainTextResponse)
-def dataset_sums(dataset_id: str, version: int, session: SessionDep, caller: ReaderDep) -> str:
-    row = _find(session, caller, dataset_id, version)
-    return "".join(f"{f.sha256}  {f.path}\n" for f in sorted(row.files, key=lambda f: f.path))
+def dataset_sums(dataset_id: str, version: Version, session: SessionDep, caller: ReaderDep) -> str:
+    """`sha256  path` for every file of the set, as `sha256sum -c` reads it."""
+    return sums_text(_find(session, caller, dataset_id, version).files)
 
 
-@router.get("/{dataset_id}/{version}/files/{path:path}", response_class=FileResponse)
+@router.get("/{dataset_id}/{version}/files/{path:path}", responses=FILE_RESPONSES)  # type: ignore[arg-type]
 def dataset_file(
-    dataset_id: str, version: int, path: str, session: SessionDep, settings: SettingsDep, caller: ReaderDep
-) -> FileResponse:
+    dataset_id: str,
+    version: Version,
+    path: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    caller: ReaderDep,
+) -> Response:
+    """One file of the set; `Range: bytes=...` resumes an interrupted download."""
     row = _find(session, caller, dataset_id, version)
-    if path != SUMS and path not in {f.path for f in row.files}:  # only listed files: no way out of the set
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{path} is not a file of {dataset_id} v{version}")
-    return FileResponse(settings.paths.data / row.location / path, filename=Path(path).name)
+    return serve_file(store, row.location, row.files, path, request, f"{dataset_id} v{version}")
 
 
-@router.get("/{dataset_id}/{version}/archive", response_class=StreamingResponse)
+@router.get(
+    "/{dataset_id}/{version}/archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-tar": {}}, "description": "The whole set as a tar"}},
+)
 def dataset_archive(
-    dataset_id: str, version: int, session: SessionDep, settings: SettingsDep, caller: ReaderDep
+    dataset_id: str, version: Version, session: SessionDep, store: StoreDep, caller: ReaderDep
 ) -> StreamingResponse:
+    """The whole set as one tar, streamed, under `<dataset>-v<version>/`."""
     row = _find(session, caller, dataset_id, version)
-    folder = settings.paths.data / row.location
-    names = [SUMS, *sorted(f.path for f in row.files)]
-    prefix = f"{dataset_id}-v{version}"
-    return StreamingResponse(
-        _tar_stream(folder, names, prefix),
-        media_type="application/x-tar",
-        headers={"Content-Disposition": f'attachment; filename="{prefix}.tar"'},
-    )
-
-
-def _tar_stream(folder: Path, names: list[str], prefix: str) -> Iterator[bytes]:
-    """An uncompressed tar written as it is sent: the volumes are gzip already, and memory stays flat."""
-    buffer = _Drain()
-    with tarfile.open(fileobj=buffer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name in names:
-            path = folder / name
-            info = tar.gettarinfo(str(path), arcname=f"{prefix}/{name}")
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with path.open("rb") as fh:
-                tar.addfile(info, fh)
-            yield from buffer.take()
-    yield from buffer.take()
-
-
-class _Drain(io.RawIOBase):
-    """A write-only file whose contents are handed out in chunks as they are written."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self._chunks.append(bytes(data))
-        return len(data)
-
-    def take(self) -> Iterator[bytes]:
-        chunks, self._chunks = self._chunks, []
-        yield from chunks
+    return serve_archive(store, row.location, row.files, f"{dataset_id}-v{version}", row.created_at)
 
 
 def _set_published(
-    session: SessionDep, caller: Caller, dataset_id: str, version: int, value: bool
+    session: SessionDep, caller: Caller, dataset_id: str, version: Version, value: bool
 ) -> DatasetPublic:
     row = _find(session, caller, dataset_id, version)
     row.published = value
@@ -146,12 +130,12 @@ def _set_published(
 
 
 @router.post("/{dataset_id}/{version}/publish", response_model=DatasetPublic)
-def publish(dataset_id: str, version: int, session: SessionDep, caller: OperatorDep) -> DatasetPublic:
+def publish(dataset_id: str, version: Version, session: SessionDep, caller: OperatorDep) -> DatasetPublic:
     """Make a version visible to researchers."""
     return _set_published(session, caller, dataset_id, version, True)
 
 
 @router.post("/{dataset_id}/{version}/unpublish", response_model=DatasetPublic)
-def unpublish(dataset_id: str, version: int, session: SessionDep, caller: OperatorDep) -> DatasetPublic:
+def unpublish(dataset_id: str, version: Version, session: SessionDep, caller: OperatorDep) -> DatasetPublic:
     """Hide a version from researchers again (nothing is deleted)."""
     return _set_published(session, caller, dataset_id, version, False)

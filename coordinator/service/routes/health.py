@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from coordinator.service.deps import PUBLIC, SessionDep
@@ -13,7 +14,13 @@ from shared import __version__
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
-def health(session: SessionDep, _: Annotated[None, Depends(PUBLIC)]) -> dict[str, str]:
-    session.execute(text("SELECT 1"))  # the database answers
-    return {"status": "ok", "version": __version__}
+class HealthPublic(BaseModel):
+    status: str
+    version: str
+
+
+@router.get("/health", response_model=HealthPublic)
+def health(session: SessionDep, _: Annotated[None, Depends(PUBLIC)]) -> HealthPublic:
+    """`ok` once the database answers; needs no token."""
+    session.execute(text("SELECT 1"))
+    return HealthPublic(status="ok", version=__version__)

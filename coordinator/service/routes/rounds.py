@@ -1,32 +1,129 @@
-"""Rounds: their state and reports, for operators (launching through the API comes next)."""
+"""Rounds: launch (which starts the round's Flower run), list, show with state and progress, and
+cancel. Operators only."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from coordinator.service.catalogue import sync
-from coordinator.service.deps import OperatorDep, SessionDep, SettingsDep
+from coordinator.federation.errors import RoundError
+from coordinator.federation.launch import cancel_round, launch_round
+from coordinator.federation.rounds import RoundFolder, RoundReport, RoundState
+from coordinator.service.deps import (
+    ConfigFileDep,
+    OperatorDep,
+    SessionDep,
+    SettingsDep,
+    WatcherDep,
+    error_responses,
+)
 from coordinator.service.models import Round
+from coordinator.service.tokens import audit
+from shared.schemas.common import Identifier
 
-router = APIRouter(prefix="/rounds", tags=["rounds"])
-
-
-@router.get("")
-def list_rounds(session: SessionDep, settings: SettingsDep, _: OperatorDep) -> list[dict[str, Any]]:
-    sync(session, settings)
-    rows = session.scalars(select(Round).order_by(Round.created_at))
-    return [{"round_id": r.round_id, "state": r.state, "created_at": r.created_at} for r in rows]
+router = APIRouter(prefix="/rounds", tags=["rounds"], responses=error_responses(401, 403, 404, 409, 503))
 
 
-@router.get("/{round_id}")
-def show_round(round_id: str, session: SessionDep, settings: SettingsDep, _: OperatorDep) -> dict[str, Any]:
-    sync(session, settings)
-    row = session.get(Round, round_id)
-    if row is None or row.report_json is None:
+class RoundCreate(BaseModel):
+    """What `coordinator rounds launch` takes, as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float = Field(gt=0, le=1000, description="epsilon each site is asked to spend (it may refuse)")
+    per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class from each site")
+    sites: list[Identifier] | None = Field(None, description="default: every registered site")
+    round_id: Identifier | None = Field(None, description="default: round-<UTC time>")
+    cube: int = Field(64, ge=16, le=256, description="volume edge in voxels; must match the sites")
+    spacing_mm: float = Field(2.0, gt=0, le=20, description="voxel size; must match the sites")
+    min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
+    timeout_s: float | None = Field(
+        None, gt=0, le=7 * 24 * 3600, description="default: [federation] round_timeout_s"
+    )
+
+
+class RoundPublic(BaseModel):
+    round_id: str
+    state: RoundState
+    message: str
+    launched_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    sites_asked: int
+    sites_answered: int
+    pooled_version: int | None
+    model_sha256: str | None
+
+
+def _public(row: Round) -> RoundPublic:
+    report = RoundReport.model_validate_json(row.report_json or "{}")
+    return RoundPublic(
+        round_id=row.round_id,
+        state=report.state,
+        message=report.message,
+        launched_by=row.launched_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        sites_asked=len(report.sites),
+        sites_answered=sum(1 for s in report.sites.values() if s.synthesis == "answered"),
+        pooled_version=report.pooled_version,
+        model_sha256=report.model_sha256,
+    )
+
+
+def _report(settings: SettingsDep, round_id: str) -> RoundReport:
+    try:
+        folder = RoundFolder.of(settings, round_id)
+    except RoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no round {round_id}") from None
+    if not folder.report_path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no round {round_id}")
-    report: dict[str, Any] = json.loads(row.report_json)
+    return folder.read_report()
+
+
+@router.get("", response_model=list[RoundPublic])
+def list_rounds(session: SessionDep, watcher: WatcherDep, _: OperatorDep) -> list[RoundPublic]:
+    """Every round, oldest first."""
+    watcher.refresh_records()
+    return [_public(row) for row in session.scalars(select(Round).order_by(Round.created_at))]
+
+
+@router.post("", response_model=RoundReport, status_code=status.HTTP_201_CREATED)
+def launch(
+    body: RoundCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    config_file: ConfigFileDep,
+    watcher: WatcherDep,
+    caller: OperatorDep,
+) -> RoundReport:
+    """Plan a round and start its Flower run; it then runs on its own (follow it with GET)."""
+    if body.round_id is not None and RoundFolder.of(settings, body.round_id).folder.exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, f"round {body.round_id} exists already")
+    folder = launch_round(settings, config_file, **body.model_dump(), launched_by=caller.name)
+    report = folder.read_report()
+    audit(session, caller, "round.launch", report.round_id, **body.model_dump(exclude_none=True))
+    watcher.refresh_records()
+    return report
+
+
+@router.get("/{round_id}", response_model=RoundReport)
+def show_round(round_id: str, settings: SettingsDep, _: OperatorDep) -> RoundReport:
+    """The round's report: state, progress, each site's outcome, budget and metrics."""
+    return _report(settings, round_id)
+
+
+@router.post("/{round_id}/cancel", response_model=RoundReport, status_code=status.HTTP_202_ACCEPTED)
+def cancel(
+    round_id: str, session: SessionDep, settings: SettingsDep, watcher: WatcherDep, caller: OperatorDep
+) -> RoundReport:
+    """Ask a round to stop; it ends as `cancelled` within seconds. Sites keep what they spent."""
+    _report(settings, round_id)
+    report = cancel_round(settings, RoundFolder.of(settings, round_id), by=caller.name)
+    audit(session, caller, "round.cancel", round_id)
+    watcher.refresh_records()
     return report

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import text
 
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.service.app import create_app
@@ -46,7 +46,8 @@ def _api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIR
 
 def test_every_route_refuses_no_token_and_every_role_it_does_not_admit(service: Service) -> None:
     write_pooled_version(service.settings, 1)
-    app = create_app(service.settings)
+    service.wait_listed("datasets", 1)
+    app = create_app(service.settings, service.config)
     routes = list(_api_routes(app.routes))
     # The walk finds every operation of the published contract, so none escapes the check below.
     contract = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
@@ -73,11 +74,20 @@ def test_every_route_refuses_no_token_and_every_role_it_does_not_admit(service: 
                     assert status not in (401, 403), (method, path, role, status)
                 else:
                     assert status == 403, (method, path, role, status)
-    assert {"/health", "/datasets", "/datasets/pooled/1/archive", "/sites/x", "/audit"} <= checked
+    assert {
+        "/health",
+        "/datasets",
+        "/datasets/pooled/1/archive",
+        "/models/x/files/card.json",
+        "/rounds/x/cancel",
+        "/sites/x",
+        "/audit",
+    } <= checked
 
 
 def test_a_researcher_finds_downloads_and_verifies_only_published_sets(service: Service) -> None:
     folder = write_pooled_version(service.settings, 1)
+    service.wait_listed("datasets", 1)
     with service.client("researcher") as researcher, service.client("operator") as operator:
         assert researcher.get("/datasets").json() == []  # not published yet: invisible
         assert researcher.get("/datasets/pooled/1/card").status_code == 404
@@ -113,13 +123,15 @@ def test_a_researcher_finds_downloads_and_verifies_only_published_sets(service: 
 
 
 def test_tokens_are_stored_only_as_hashes_and_revoked_tokens_stop_working(service: Service) -> None:
-    database = service.settings.paths.data / "coordinator.db"
-    with sqlite3.connect(database) as db:
-        stored = b"".join(str(row).encode() for row in db.execute("SELECT * FROM api_tokens"))
+    from coordinator.service.database import Database, database_url
+
+    reader = Database(database_url(service.settings))
+    with reader.engine.connect() as db:
+        stored = b"".join(str(tuple(row)).encode() for row in db.execute(text("SELECT * FROM api_tokens")))
+    reader.close()
     for token in service.tokens.values():
         assert token.encode() not in stored
         assert hashlib.sha256(token.encode()).hexdigest().encode() in stored
-    from coordinator.service.database import Database
     from coordinator.service.tokens import TokenError, revoke_token
 
     db2 = Database.open(service.settings)
