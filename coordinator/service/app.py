@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -20,8 +20,10 @@ from starlette.routing import Match
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from coordinator.service.database import Database
+from coordinator.service.deps import refuse_unknown_query
 from coordinator.service.object_store import ObjectStore
 from coordinator.service.routes import audit_log, datasets, health, models, rounds, sites
+from coordinator.service.serving import ArchivePlans
 from coordinator.service.watcher import Watcher
 from shared import __version__
 
@@ -56,8 +58,10 @@ def create_app(
         version=__version__,
         description="Sites, rounds, pooled synthetic datasets and models of a fedsynth federation.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.settings = settings
+    app.state.archive_plans = ArchivePlans()
     app.state.config_file = config_file
     for module in ROUTERS:
         app.include_router(module.router)

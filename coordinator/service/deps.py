@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.dependencies.utils import get_flat_dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 from coordinator.config import CoordinatorSettings
 from coordinator.service.database import Database
 from coordinator.service.object_store import ObjectStore
+from coordinator.service.serving import ArchivePlans
 from coordinator.service.tokens import Caller, Role, caller_for
 from coordinator.service.watcher import Watcher
 
@@ -40,6 +44,11 @@ def get_store(request: Request) -> ObjectStore:
     return store
 
 
+def get_archive_plans(request: Request) -> ArchivePlans:
+    plans: ArchivePlans = request.app.state.archive_plans
+    return plans
+
+
 def get_watcher(request: Request) -> Watcher:
     watcher: Watcher = request.app.state.watcher
     return watcher
@@ -53,6 +62,7 @@ def get_config_file(request: Request) -> Path:
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+ArchivePlansDep = Annotated[ArchivePlans, Depends(get_archive_plans)]
 WatcherDep = Annotated[Watcher, Depends(get_watcher)]
 ConfigFileDep = Annotated[Path, Depends(get_config_file)]
 
@@ -113,6 +123,7 @@ class ErrorDetail(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error answers a router's routes can give, for the OpenAPI contract."""
     meaning = {
+        400: "The body is not JSON that can be read",
         401: "No token, or an unknown or revoked one",
         403: "The token's role may not do this",
         404: "No such item (or not published, to a researcher)",
@@ -123,3 +134,25 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     # (text/plain for SHA256SUMS, a tar for archives), and every error here is JSON.
     content = {"application/json": {"schema": ErrorDetail.model_json_schema()}}
     return {code: {"description": meaning[code], "content": content} for code in codes}
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A query parameter no route declares is an error (422), not silently ignored: a typo such
+    as `?limt=5` should say so rather than answer as if it were not there."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = {param.alias for param in get_flat_dependant(route.dependant).query_params}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": "unknown query parameter",
+                    "input": None,
+                }
+                for name in unknown
+            ]
+        )

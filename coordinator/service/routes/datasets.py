@@ -14,11 +14,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as FastApiPath
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from coordinator.service.deps import OperatorDep, ReaderDep, SessionDep, StoreDep, error_responses
+from coordinator.service.deps import (
+    ArchivePlansDep,
+    OperatorDep,
+    ReaderDep,
+    SessionDep,
+    StoreDep,
+    error_responses,
+)
 from coordinator.service.models import Dataset
 from coordinator.service.serving import serve_archive, serve_file, sums_text
 from coordinator.service.tokens import Caller, audit
@@ -109,15 +116,22 @@ def dataset_file(
 
 @router.get(
     "/{dataset_id}/{version}/archive",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={200: {"content": {"application/x-tar": {}}, "description": "The whole set as a tar"}},
 )
 def dataset_archive(
-    dataset_id: str, version: Version, session: SessionDep, store: StoreDep, caller: ReaderDep
-) -> StreamingResponse:
+    dataset_id: str,
+    version: Version,
+    session: SessionDep,
+    store: StoreDep,
+    plans: ArchivePlansDep,
+    caller: ReaderDep,
+) -> Response:
     """The whole set as one tar, streamed, under `<dataset>-v<version>/`."""
     row = _find(session, caller, dataset_id, version)
-    return serve_archive(store, row.location, row.files, f"{dataset_id}-v{version}", row.created_at)
+    return serve_archive(
+        store, plans, row.location, lambda: row.files, f"{dataset_id}-v{version}", row.created_at
+    )
 
 
 def _set_published(

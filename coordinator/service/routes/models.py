@@ -8,11 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from coordinator.service.deps import OperatorDep, ReaderDep, SessionDep, StoreDep, error_responses
+from coordinator.service.deps import (
+    ArchivePlansDep,
+    OperatorDep,
+    ReaderDep,
+    SessionDep,
+    StoreDep,
+    error_responses,
+)
 from coordinator.service.models import Model
 from coordinator.service.routes.datasets import FILE_RESPONSES
 from coordinator.service.serving import serve_archive, serve_file, sums_text
@@ -86,7 +93,13 @@ def model_sums(model_sha256: str, session: SessionDep, caller: ReaderDep) -> str
 
 @router.get("/{model_sha256}/files/{path:path}", responses=FILE_RESPONSES)  # type: ignore[arg-type]
 def model_file(
-    model_sha256: str, path: str, request: Request, session: SessionDep, store: StoreDep, caller: ReaderDep
+    model_sha256: str,
+    path: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    plans: ArchivePlansDep,
+    caller: ReaderDep,
 ) -> Response:
     """One file of the model; `Range: bytes=...` resumes an interrupted download."""
     row = _find(session, caller, model_sha256)
@@ -95,15 +108,17 @@ def model_file(
 
 @router.get(
     "/{model_sha256}/archive",
-    response_class=StreamingResponse,
+    response_class=Response,
     responses={200: {"content": {"application/x-tar": {}}, "description": "The model as a tar"}},
 )
 def model_archive(
-    model_sha256: str, session: SessionDep, store: StoreDep, caller: ReaderDep
-) -> StreamingResponse:
+    model_sha256: str, session: SessionDep, store: StoreDep, plans: ArchivePlansDep, caller: ReaderDep
+) -> Response:
     """The model's files as one tar, under `model-<sha256 prefix>/`."""
     row = _find(session, caller, model_sha256)
-    return serve_archive(store, row.location, row.files, f"model-{model_sha256[:12]}", row.created_at)
+    return serve_archive(
+        store, plans, row.location, lambda: row.files, f"model-{model_sha256[:12]}", row.created_at
+    )
 
 
 def _set_published(session: SessionDep, caller: Caller, model_sha256: str, value: bool) -> ModelPublic:

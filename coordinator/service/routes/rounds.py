@@ -92,7 +92,9 @@ def list_rounds(session: SessionDep, watcher: WatcherDep, _: OperatorDep) -> lis
     return [_public(row) for row in session.scalars(select(Round).order_by(Round.created_at))]
 
 
-@router.post("", response_model=RoundReport, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=RoundReport, status_code=status.HTTP_201_CREATED, responses=error_responses(400)
+)
 def launch(
     body: RoundCreate,
     session: SessionDep,

@@ -67,7 +67,9 @@ def list_sites(session: SessionDep, watcher: WatcherDep, _: OperatorDep) -> list
     return [_public(row) for row in session.scalars(select(Site).order_by(Site.site_id))]
 
 
-@router.post("", response_model=SitePublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", response_model=SitePublic, status_code=status.HTTP_201_CREATED, responses=error_responses(400)
+)
 def register_site(
     body: SiteCreate, session: SessionDep, settings: SettingsDep, watcher: WatcherDep, caller: OperatorDep
 ) -> SitePublic:
