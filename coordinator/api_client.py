@@ -57,6 +57,11 @@ class ApiClient:
             response.read()
             return response.json()
 
+    def post_json(self, path: str, body: Any = None) -> Any:
+        with self._request("POST", path, json=body) as response:
+            response.read()
+            return response.json()
+
     def get_text(self, path: str) -> str:
         with self._request("GET", path) as response:
             response.read()
@@ -70,10 +75,16 @@ class ApiClient:
 
     @contextmanager
     def _request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, accept: tuple[int, ...] = ()
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+        json: Any = None,
     ) -> Iterator[httpx.Response]:
         try:
-            with self._http.stream(method, path, headers=headers) as response:
+            with self._http.stream(method, path, headers=headers, json=json) as response:
                 if response.status_code >= 400 and response.status_code not in accept:
                     response.read()
                     raise ClientError(self._explain(response))

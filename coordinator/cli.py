@@ -13,7 +13,6 @@ from coordinator.cli_model import model_app, phantom_dataset
 from coordinator.cli_service import serve, tokens_app
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
-from coordinator.demo import DemoOptions, run_demo
 from shared.cli_support import console, friendly_errors, root_options
 
 app = typer.Typer(
@@ -88,6 +87,8 @@ def demo(
     OUT/report. Re-running replaces the previous demo folder (and refuses to touch a folder the
     demo did not create). Ctrl-C stops every process the demo started.
     """
+    from coordinator.demo import DemoOptions, run_demo
+
     run_demo(DemoOptions(out=out, sites=sites, cases=cases, seed=seed), console)
 
 

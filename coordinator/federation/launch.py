@@ -146,13 +146,15 @@ def follow(
             except FederationError:
                 # The SuperLink's ServerApp dies with it: a SuperLink gone for long ends the round.
                 if now - reachable_at > UNREACHABLE_LIMIT_S:
-                    return _fail(folder, "the SuperLink stopped answering during the round")
+                    return end_round(folder, "failed", "the SuperLink stopped answering during the round")
                 continue
             if report.finished:
                 continue
             if status in ("pending", "starting") and now - started > START_LIMIT_S:
                 flwr(settings, "stop", str(run_id), CONNECTION)
-                return _fail(folder, f"Flower did not start the round within {START_LIMIT_S:.0f} s")
+                return end_round(
+                    folder, "failed", f"Flower did not start the round within {START_LIMIT_S:.0f} s"
+                )
         time.sleep(FOLLOW_POLL_S)
 
 
@@ -177,7 +179,9 @@ def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport
     if not report.finished and status.startswith("finished"):
         if cancel is not None:
             return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
-        return _fail(folder, f"the ServerApp ended ({status}) before the round finished; see `flwr log`")
+        return end_round(
+            folder, "failed", f"the ServerApp ended ({status}) before the round finished; see `flwr log`"
+        )
     return report
 
 
@@ -203,10 +207,6 @@ def run_status(settings: CoordinatorSettings, run_id: int) -> str:
     answer = flwr(settings, "ls", CONNECTION, "--run-id", str(run_id))
     runs = answer.get("runs", [])
     return str(runs[0].get("status", "unknown")) if runs else "unknown"
-
-
-def _fail(folder: RoundFolder, message: str) -> RoundReport:
-    return end_round(folder, "failed", message)
 
 
 def end_round(folder: RoundFolder, state: RoundState, message: str) -> RoundReport:

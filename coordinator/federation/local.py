@@ -1,8 +1,9 @@
 """A whole federation as processes on this machine, for the demo and the tests.
 
-The SuperLink runs as `coordinator superlink` and each hospital as `site-agent join`, the same
-commands an operator and a hospital's IT run, each in its own process group so that stopping the
-federation stops everything it started (SuperNodes' app processes included) and nothing else.
+The SuperLink runs as `coordinator superlink`, the API as `coordinator serve` and each hospital as
+`site-agent join`, the same commands an operator and a hospital's IT run, each in its own process
+group so that stopping the federation stops everything it started (SuperNodes' app processes
+included) and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 from typing import IO
+
+import httpx
 
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError
@@ -32,6 +35,7 @@ class LocalFederation:
         self.config_file = config_file
         self.logs = logs
         self.superlink: subprocess.Popen[bytes] | None = None
+        self.service: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self._files: list[IO[bytes]] = []
         logs.mkdir(parents=True, exist_ok=True)
@@ -70,6 +74,29 @@ class LocalFederation:
                 time.sleep(0.3)
         raise FederationError(f"the SuperLink did not listen within {START_TIMEOUT_S:.0f} s")
 
+    def start_service(self) -> str:
+        """Start `coordinator serve` on a free loopback port; return its URL once it answers."""
+        port = free_port()
+        argv = [sys.executable, "-m", "coordinator", "serve", "--config", str(self.config_file)]
+        self.service = self._spawn([*argv, "--host", "127.0.0.1", "--port", str(port)], "service.out")
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            if self.service.poll() is not None:
+                raise FederationError(
+                    f"the coordinator service exited at start; see {self.logs / 'service.out'}"
+                )
+            if time.monotonic() > deadline:
+                raise FederationError(
+                    f"the coordinator service did not answer within {START_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.3)
+
     def register(self, site_id: str, public_key: Path) -> Site:
         return add_site(self.settings, site_id, public_key)
 
@@ -99,16 +126,28 @@ class LocalFederation:
         self.agents[site_id] = self._spawn(
             argv, self.log_of(site_id).name, {**shared_host, **(env or {}), **port_env}
         )
-        if self.settings.federation.insecure or not wait:
-            return
-        node = list_sites(self.settings)[site_id].node_id
+        if wait:
+            self.wait_online([site_id])
+
+    def wait_online(self, site_ids: list[str]) -> None:
+        """Wait until the SuperLink sees every one of these (joined) sites online; sites that
+        start together come online together, not one after another."""
+        if self.settings.federation.insecure:
+            return  # the SuperLink cannot tell unauthenticated sites apart
+        registry = list_sites(self.settings)
+        waiting = {registry[site].node_id: site for site in site_ids}
         deadline = time.monotonic() + START_TIMEOUT_S
-        while node not in online_node_ids(self.settings):
-            if self.agents[site_id].poll() is not None:
-                raise FederationError(f"site {site_id}'s agent exited at start; see {self.log_of(site_id)}")
-            if time.monotonic() > deadline:
-                raise FederationError(f"site {site_id} did not come online within {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.5)
+        while waiting:
+            online = online_node_ids(self.settings)
+            waiting = {node: site for node, site in waiting.items() if node not in online}
+            for site in waiting.values():
+                if self.agents[site].poll() is not None:
+                    raise FederationError(f"site {site}'s agent exited at start; see {self.log_of(site)}")
+            if waiting and time.monotonic() > deadline:
+                late = ", ".join(sorted(waiting.values()))
+                raise FederationError(f"{late} did not come online within {START_TIMEOUT_S:.0f} s")
+            if waiting:
+                time.sleep(0.5)
 
     def kill_site(self, site_id: str) -> None:
         """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
@@ -123,6 +162,9 @@ class LocalFederation:
         for process in self.agents.values():
             _stop(process)
         self.agents.clear()
+        if self.service is not None:
+            _stop(self.service)
+            self.service = None
         self.stop_superlink()
         for log in self._files:
             log.close()

@@ -132,6 +132,20 @@ class CaseStore:
         ).fetchall()
         return [_record(r) for r in rows]
 
+    def patient_split(self, patient: str) -> str | None:
+        """The split this patient's stored studies have, if any are stored."""
+        row = self._db.execute(
+            "SELECT split FROM cases WHERE patient = ? ORDER BY version DESC LIMIT 1", (patient,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def labelled_patients(self) -> dict[str, int]:
+        """split -> how many patients with a labelled study it holds."""
+        rows = self._db.execute(
+            "SELECT split, COUNT(DISTINCT patient) FROM cases WHERE label IS NOT NULL GROUP BY split"
+        )
+        return {str(split): int(count) for split, count in rows}
+
     def versions(self, case_id: str) -> list[CaseRecord]:
         rows = self._db.execute(
             "SELECT * FROM cases WHERE case_id = ? ORDER BY version", (case_id,)

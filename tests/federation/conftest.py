@@ -104,10 +104,19 @@ class Federation:
         return hospital
 
     def connect(self, site_id: str, **site_toml: str) -> Hospital:
-        hospital = self.hospital(site_id, **site_toml)
-        self.local.register(site_id, hospital.public_key)
-        self.local.join(site_id, hospital.config)
-        return hospital
+        return self.connect_all({site_id: site_toml})[site_id]
+
+    def connect_all(self, sites: dict[str, dict[str, str]]) -> dict[str, Hospital]:
+        """Register and start every site at once (each with its site.toml edits), then wait until
+        all are online."""
+        joined = {}
+        for site_id, site_toml in sites.items():
+            hospital = self.hospital(site_id, **site_toml)
+            self.local.register(site_id, hospital.public_key)
+            self.local.join(site_id, hospital.config, wait=False)
+            joined[site_id] = hospital
+        self.local.wait_online(list(sites))
+        return joined
 
 
 @pytest.fixture

@@ -19,16 +19,21 @@ from tests.coordinator.service.conftest import make_tokens, running_api
 from tests.federation.conftest import Federation
 from tests.federation.test_round import launch
 
-TIMEOUT_S = 60
+TIMEOUT_S = 45
 
 
 def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_and_are_named(
     federation: Federation,
 ) -> None:
-    federation.connect("site_a")
-    killed = federation.connect("site_b", **{"epochs = 3.0": "epochs = 300.0"})
-    federation.connect("site_c", **{"epsilon_cap = 10.0": "epsilon_cap = 1.0"})
-    federation.connect("site_d", **{"epochs = 3.0": "epochs = 2000.0"})
+    joined = federation.connect_all(
+        {
+            "site_a": {},
+            "site_b": {"epochs = 3.0": "epochs = 300.0"},
+            "site_c": {"epsilon_cap = 10.0": "epsilon_cap = 1.0"},
+            "site_d": {"epochs = 3.0": "epochs = 2000.0"},
+        }
+    )
+    killed = joined["site_b"]
 
     result = launch(federation, "r1", "--min-sites", "1", "--timeout", str(TIMEOUT_S), "--no-wait")
     assert result.returncode == 0, result.stdout + result.stderr

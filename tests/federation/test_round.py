@@ -64,8 +64,7 @@ def two_sites(
     fed = Federation(tmp_path_factory.mktemp("federation"), hospitals)
     fed.local.start_superlink()
     try:
-        for site in ("site_a", "site_b"):
-            fed.connect(site)
+        fed.connect_all({"site_a": {}, "site_b": {}})
         result = launch(fed, "r1", "--min-sites", "2")
         assert result.returncode == 0, result.stdout + result.stderr
         yield fed, RoundFolder.of(fed.settings, "r1").read_report()
@@ -152,8 +151,8 @@ def test_every_byte_a_site_sent_is_synthetic_or_a_metric_and_carries_nothing_rea
         assert rms.min() > 0.5 * nearest_real_pair(real), site_id  # no volume near any real case
 
 
-def test_a_superlink_restart_between_rounds_loses_nothing_and_the_next_round_builds_on_the_last(
-    two_sites: tuple[Federation, RoundReport],
+def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_researcher_downloads_it(
+    two_sites: tuple[Federation, RoundReport], tmp_path: Path
 ) -> None:
     fed, first = two_sites
     fed.local.stop_superlink()
@@ -167,40 +166,6 @@ def test_a_superlink_restart_between_rounds_loses_nothing_and_the_next_round_bui
     runs = flwr(fed.settings, "ls", CONNECTION)["runs"]
     assert str(first.flower_run_id) in {str(r["run-id"]) for r in runs}
 
-    result = launch(fed, "r2", "--min-sites", "2")
-    assert result.returncode == 0, result.stdout + result.stderr
-    second = RoundFolder.of(fed.settings, "r2").read_report()
-    assert second.pooled_version == 2
-    pooled = load_dataset(Path(str(second.pooled_dataset)))
-    assert sorted((c.site_id, c.round_id) for c in pooled.card.sites) == [
-        ("site_a", "r1"),
-        ("site_a", "r2"),
-        ("site_b", "r1"),
-        ("site_b", "r2"),
-    ]
-    assert len(pooled) == 4 * 6 * PER_CLASS
-    for result_ in second.sites.values():
-        assert result_.budget is not None and result_.budget.spent > EPSILON  # two releases composed
-
-
-def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Federation, RoundReport]) -> None:
-    fed, _ = two_sites
-    stranger = fed.hospital("site_c")  # trusts the CA, but its public key was never added
-    online_before = online_node_ids(fed.settings)
-    fed.local.join("site_c", stranger.config, wait=False)
-    log = fed.local.log_of("site_c")
-    deadline = time.monotonic() + 90
-    while "Failed to activate SuperNode" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the SuperLink never refused the unregistered SuperNode"
-        time.sleep(0.5)
-    assert online_node_ids(fed.settings) == online_before
-    assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything
-
-
-def test_an_operator_runs_a_round_through_the_api_and_a_researcher_downloads_what_it_published(
-    two_sites: tuple[Federation, RoundReport], tmp_path: Path
-) -> None:
-    fed, first = two_sites
     database = Database.open(fed.settings)
     tokens = make_tokens(database)
     with running_api(fed.settings, fed.config, database) as url:
@@ -214,46 +179,44 @@ def test_an_operator_runs_a_round_through_the_api_and_a_researcher_downloads_wha
 
         # Registering a site through the API registers its key with the SuperLink.
         newcomer = fed.hospital("site_d")
-        added = operator.post(
-            "/sites", json={"site_id": "site_d", "public_key": newcomer.public_key.read_text()}
-        )
+        key = newcomer.public_key.read_text()
+        added = operator.post("/sites", json={"site_id": "site_d", "public_key": key})
         assert added.status_code == 201, added.text
         assert int(added.json()["node_id"]) == list_sites(fed.settings)["site_d"].node_id
-        again = operator.post(
-            "/sites", json={"site_id": "site_d", "public_key": newcomer.public_key.read_text()}
-        )
+        again = operator.post("/sites", json={"site_id": "site_d", "public_key": key})
         assert again.status_code == 409 and "already registered" in again.json()["detail"]
 
-        launched = operator.post(
-            "/rounds",
-            json={
-                "round_id": "r3",
-                "epsilon": EPSILON,
-                "per_class": PER_CLASS,
-                "sites": ["site_a", "site_b"],
-                "cube": 32,
-                "spacing_mm": 4.0,
-                "min_sites": 2,
-            },
-        )
+        body = {
+            "round_id": "r2",
+            "epsilon": EPSILON,
+            "per_class": PER_CLASS,
+            "sites": ["site_a", "site_b"],
+            "cube": 32,
+            "spacing_mm": 4.0,
+            "min_sites": 2,
+        }
+        launched = operator.post("/rounds", json=body)
         assert launched.status_code == 201, launched.text
         assert launched.json()["flower_run_id"] is not None
         deadline = time.monotonic() + 600
-        while (report := operator.get("/rounds/r3").json())["state"] not in ("completed", "failed"):
+        while (report := operator.get("/rounds/r2").json())["state"] not in ("completed", "failed"):
             assert time.monotonic() < deadline, report["message"]
             time.sleep(1)
         assert report["state"] == "completed", report["message"]
-        (listed,) = [r for r in operator.get("/rounds").json() if r["round_id"] == "r3"]
+        (listed,) = [r for r in operator.get("/rounds").json() if r["round_id"] == "r2"]
         assert listed["launched_by"] == "test-operator" and listed["sites_answered"] == 2
         assert listed["finished_at"] is not None
+        for result in report["sites"].values():
+            assert result["budget"]["spent"] > EPSILON  # two releases composed
 
-        # The pooled set and the model are recorded, unpublished; the operator publishes both.
-        version = report["pooled_version"]
-        datasets = wait_listed(url, tokens["operator"], "datasets", version)
-        assert {d["version"]: d["round_id"] for d in datasets}[version] == "r3"
-        models = wait_listed(url, tokens["operator"], "models", version)  # one per round
+        # The next pooled version builds on the last; it and the model are recorded unpublished.
+        assert report["pooled_version"] == 2
+        datasets = wait_listed(url, tokens["operator"], "datasets", 2)
+        assert {d["version"]: d["round_id"] for d in datasets} == {1: "r1", 2: "r2"}
+        models = wait_listed(url, tokens["operator"], "models", 2)  # one per round
         assert report["model_sha256"] in {m["model_sha256"] for m in models}
-        operator.post(f"/datasets/pooled/{version}/publish").raise_for_status()
+        assert not any(d["published"] for d in datasets)
+        operator.post("/datasets/pooled/2/publish").raise_for_status()
         operator.post(f"/models/{report['model_sha256']}/publish").raise_for_status()
 
         env = {**os.environ, "FEDSYNTH_SERVER": url, "FEDSYNTH_TOKEN": tokens["researcher"]}
@@ -270,9 +233,29 @@ def test_an_operator_runs_a_round_through_the_api_and_a_researcher_downloads_wha
             )
             assert done.returncode == 0, done.stderr
         pooled = load_dataset(tmp_path / "set")  # verifies every file again
-        assert pooled.card.version == version and len(pooled) == version * 2 * 6 * PER_CLASS
+        assert sorted((c.site_id, c.round_id) for c in pooled.card.sites) == [
+            ("site_a", "r1"),
+            ("site_a", "r2"),
+            ("site_b", "r1"),
+            ("site_b", "r2"),
+        ]
+        assert len(pooled) == 4 * 6 * PER_CLASS
         assert model_sha256(tmp_path / "model") == report["model_sha256"]
         actions = {e["action"] for e in operator.get("/audit").json()}
         assert {"site.register", "round.launch", "dataset.publish", "model.publish"} <= actions
         operator.close()
     database.close()
+
+
+def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Federation, RoundReport]) -> None:
+    fed, _ = two_sites
+    stranger = fed.hospital("site_c")  # trusts the CA, but its public key was never added
+    online_before = online_node_ids(fed.settings)
+    fed.local.join("site_c", stranger.config, wait=False)
+    log = fed.local.log_of("site_c")
+    deadline = time.monotonic() + 90
+    while "Failed to activate SuperNode" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the SuperLink never refused the unregistered SuperNode"
+        time.sleep(0.5)
+    assert online_node_ids(fed.settings) == online_before
+    assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything

@@ -156,9 +156,9 @@ def coordinator_using(folder: Path, database_url: str) -> Path:
     return config
 
 
-@pytest.fixture(params=DATABASES)
-def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
-    with fresh_database(request.param, tmp_path / "coordinator" / "data") as url:
+@contextmanager
+def _service(kind: str, tmp_path: Path) -> Iterator[Service]:
+    with fresh_database(kind, tmp_path / "coordinator" / "data") as url:
         config = coordinator_using(tmp_path / "coordinator", url)
         settings = load_coordinator_settings(config)
         database = Database.open(settings)
@@ -166,3 +166,17 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
         with running_api(settings, config, database) as api:
             yield Service(api, settings, config, tokens)
         database.close()
+
+
+@pytest.fixture(params=DATABASES)
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
+    """A running API on each database the suite tests."""
+    with _service(request.param, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_service(tmp_path: Path) -> Iterator[Service]:
+    """A running API on SQLite, for tests of what does not depend on the database."""
+    with _service("sqlite", tmp_path) as running:
+        yield running

@@ -24,8 +24,9 @@ def _cli(service: Service, *args: str, token_role: str = "researcher") -> subpro
 
 
 def test_a_researcher_downloads_a_published_set_resumes_and_repairs_it(
-    service: Service, tmp_path: Path
+    sqlite_service: Service, tmp_path: Path
 ) -> None:
+    service = sqlite_service
     write_pooled_version(service.settings, 1)
     write_pooled_version(service.settings, 2, per_class=3)
     service.wait_listed("datasets", 2)
@@ -75,7 +76,8 @@ def test_a_researcher_downloads_a_published_set_resumes_and_repairs_it(
     assert verify_synthetic_set(out) == 39
 
 
-def test_the_client_names_what_went_wrong(service: Service, tmp_path: Path) -> None:
+def test_the_client_names_what_went_wrong(sqlite_service: Service, tmp_path: Path) -> None:
+    service = sqlite_service
     wrong_token = subprocess.run(
         [
             sys.executable,

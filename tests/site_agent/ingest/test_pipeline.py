@@ -137,3 +137,23 @@ def test_a_bad_label_file_is_refused_before_anything_is_stored(
     assert "1.2.3" not in str(err.value)  # errors name lines, never UIDs
     with CaseStore(settings.paths.store) as store:
         assert store.all_latest() == []
+
+
+def test_a_small_site_always_keeps_a_held_out_patient_and_every_patient_keeps_their_split(
+    phantom_site: PhantomSummary, site_config: Path
+) -> None:
+    # A fraction so small that the keyed draw holds nobody out: without the rule, this site could
+    # never score a model. With it, the first labelled patient after HOLDOUT_AFTER is held out.
+    site_config.write_text(
+        site_config.read_text().replace("holdout_fraction = 0.2", "holdout_fraction = 1e-09")
+    )
+    settings = load_site_settings(site_config)
+    assert settings.preprocessing.holdout_fraction == 1e-09
+    first = ingest(settings, phantom_site.out, labels_csv=phantom_site.out / "labels.csv")
+    labelled = [c for c in first.accepted if c.label is not None]
+    assert len(labelled) == 6
+    assert [c.split for c in labelled].count("holdout") == 1
+    # Ingesting the same folder again changes no split: each patient keeps the one they were given.
+    again = ingest(settings, phantom_site.out, labels_csv=phantom_site.out / "labels.csv")
+    assert {c.case_id: c.split for c in again.accepted} == {c.case_id: c.split for c in first.accepted}
+    assert all(c.status == "unchanged" for c in again.accepted)
