@@ -104,10 +104,6 @@ class ObjectStore:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def local_path(self, location: str, name: str) -> Path | None:
-        """The object as a file on this machine, where the store is a local folder."""
-        return Path(self._key(location, name)) if self.is_local else None
-
     def size(self, location: str, name: str) -> int:
         try:
             return int(self.fs.size(self._key(location, name)))
