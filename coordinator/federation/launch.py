@@ -26,6 +26,7 @@ from shared.schemas import RoundRequest
 
 FOLLOW_POLL_S = 1.0
 RUN_CHECK_S = 5.0
+QUIET_S = 15.0  # a round whose report has not changed for this long is checked with Flower
 START_LIMIT_S = 180.0  # a run Flower has not started by then will not start
 UNREACHABLE_LIMIT_S = 60.0
 
@@ -137,10 +138,9 @@ def follow(
             return report
         now = time.monotonic()
         run_id = report.flower_run_id
-        if run_id is not None and now - last_check >= RUN_CHECK_S:
+        if run_id is not None and is_quiet(report) and now - last_check >= RUN_CHECK_S:
             last_check = now
             try:
-                report = reconcile(settings, folder)
                 status = run_status(settings, run_id)
                 reachable_at = now
             except FederationError:
@@ -148,7 +148,7 @@ def follow(
                 if now - reachable_at > UNREACHABLE_LIMIT_S:
                     return end_round(folder, "failed", "the SuperLink stopped answering during the round")
                 continue
-            if report.finished:
+            if settle(folder, status).finished:
                 continue
             if status in ("pending", "starting") and now - started > START_LIMIT_S:
                 flwr(settings, "stop", str(run_id), CONNECTION)
@@ -156,6 +156,13 @@ def follow(
                     folder, "failed", f"Flower did not start the round within {START_LIMIT_S:.0f} s"
                 )
         time.sleep(FOLLOW_POLL_S)
+
+
+def is_quiet(report: RoundReport) -> bool:
+    """Whether the report has not changed for QUIET_S. A live ServerApp rewrites it every second
+    or so while it waits for sites, and every epoch while it trains, so only a quiet round is worth
+    asking Flower about: each `flwr` call is a process start, a second of a core."""
+    return (datetime.now(UTC) - report.updated_at).total_seconds() >= QUIET_S
 
 
 def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport:
@@ -167,16 +174,24 @@ def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport
     report = folder.read_report()
     if report.finished:
         return report
-    cancel = folder.cancel_request()
     if report.flower_run_id is None:
+        return settle(folder, None)
+    return settle(folder, run_status(settings, report.flower_run_id))  # FederationError: SuperLink down
+
+
+def settle(folder: RoundFolder, status: str | None) -> RoundReport:
+    """Finish a round that nothing runs any more, given its Flower run's status (None: no run)."""
+    report = folder.read_report()  # the ServerApp may have finished it meanwhile
+    if report.finished:
+        return report
+    cancel = folder.cancel_request()
+    if status is None:
         if cancel is not None:
             return end_round(folder, "cancelled", f"cancelled by {cancel.by} before its Flower run started")
         if (datetime.now(UTC) - report.updated_at).total_seconds() > START_LIMIT_S:
             return end_round(folder, "failed", "the launch was interrupted before its Flower run started")
         return report
-    status = run_status(settings, report.flower_run_id)  # FederationError if the SuperLink is down
-    report = folder.read_report()  # the ServerApp may have finished it meanwhile
-    if not report.finished and status.startswith("finished"):
+    if status.startswith("finished"):
         if cancel is not None:
             return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
         return end_round(

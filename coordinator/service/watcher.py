@@ -1,9 +1,10 @@
 """Keeps the service's view of the federation current, and no round stuck.
 
 Every `interval_s`, in one background thread:
-1. every round not finished is reconciled with Flower: a round whose run ended without finishing
-   it, whose launch never started a run, or whose SuperLink stayed unreachable for longer than
-   `UNREACHABLE_LIMIT_S` is marked failed with the reason (or cancelled, if an operator asked);
+1. every round not finished whose report has gone quiet is reconciled with Flower: a round whose
+   run ended without finishing it, whose launch never started a run, or whose SuperLink stayed
+   unreachable for longer than `UNREACHABLE_LIMIT_S` is marked failed with the reason (or
+   cancelled, if an operator asked);
 2. sites and rounds are recorded in the database;
 3. new pooled versions and models are checked, uploaded to the object store and recorded.
 
@@ -19,7 +20,7 @@ import time
 
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError, SuperLinkUnavailable
-from coordinator.federation.launch import UNREACHABLE_LIMIT_S, end_round, reconcile
+from coordinator.federation.launch import RUN_CHECK_S, UNREACHABLE_LIMIT_S, end_round, is_quiet, reconcile
 from coordinator.federation.rounds import RoundFolder, list_rounds
 from coordinator.service.catalogue import remove_orphans, sync_artifacts, sync_records
 from coordinator.service.database import Database
@@ -45,6 +46,7 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unreachable_since: float | None = None
+        self._checked: dict[str, float] = {}  # round id -> when Flower was last asked about it
         self._last_error = ""
 
     def start(self) -> None:
@@ -86,13 +88,17 @@ class Watcher:
         if not unfinished:
             self._unreachable_since = None
             return
+        now = time.monotonic()
         for report in unfinished:
+            if report.flower_run_id is not None:
+                if not is_quiet(report) or now - self._checked.get(report.round_id, 0.0) < RUN_CHECK_S:
+                    continue  # its ServerApp is writing the report (alive), or was just asked about
+                self._checked[report.round_id] = now
             folder = RoundFolder.of(self.settings, report.round_id)
             try:
                 reconcile(self.settings, folder)
                 self._unreachable_since = None
             except SuperLinkUnavailable:
-                now = time.monotonic()
                 self._unreachable_since = self._unreachable_since or now
                 if now - self._unreachable_since > UNREACHABLE_LIMIT_S:
                     # The ServerApp runs inside the SuperLink's process tree: gone this long, it is dead.
