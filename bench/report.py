@@ -1,0 +1,297 @@
+"""`python -m bench.report`: every bench/results/*.json, with the machines they ran on, in one page.
+
+Writes bench/RESULTS.md. Nothing is measured here: each section is read from the JSON its
+benchmark wrote (the command that writes it is named), so the page is only as current as those
+files, and says when and where each was measured. Benchmarks this module does not know are listed
+with their top-level figures, so a new one is never left out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS
+
+PAGE = RESULTS.parent / "RESULTS.md"
+Json = dict[str, Any]
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(m: Json | None) -> str:
+    if not m or m.get("value") is None:
+        return "n/a"
+    if m.get("ci95_low") is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['ci95_low']:.3f}, {m['ci95_high']:.3f}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+        *["| " + " | ".join(r) + " |" for r in rows],
+    ]
+
+
+def utility(d: Json) -> list[str]:
+    tests = ["internal", "site_a", "site_b", "site_c", "site_d", "external"]
+    rows = [
+        [name, str(d["models"][name]["cases"]), *(_ci(row[t]["macro_auc"]) for t in tests)]
+        for name, row in d["results"].items()
+    ]
+    ratios = [
+        [eps, _num(r.get("internal")), _num(r.get("external"))]
+        for eps, r in d["headlines"]["tstr_over_trtr"].items()
+    ]
+    return [
+        *[f"- {line}" for line in d["verdicts"]],
+        "",
+        "Macro AUC [bootstrap 95% interval] on real held-out phantom patients:",
+        "",
+        *_table(["training data", "cases", *tests], rows),
+        "",
+        "TSTR/TRTR (macro AUC of the pooled synthetic model over the pooled real model):",
+        "",
+        *_table(["epsilon per site", "internal", "external"], ratios),
+        "",
+        "![macro AUC against epsilon](results/utility-auc-vs-epsilon.png)",
+        "",
+        f"Full tables (per class, Dice, budgets): [results/utility.md](results/utility.md). "
+        f"Run time: {d['seconds']['total']} s.",
+    ]
+
+
+def privacy(d: Json) -> list[str]:
+    dist = d["distance_attack_on_generators"]
+    rows = [
+        [
+            key.removeprefix("eps") if key.startswith("eps") else "copying generator (check)",
+            _num(v["auc"]),
+            _num(v["tpr_at_1pct_fpr"]),
+            f"{v['members']}/{v['non_members']}",
+        ]
+        for key, v in dist.items()
+    ]
+    shadow = d["shadow_attack_on_diagnostic_models"]
+    srows = [
+        [name, _num(v["auc"]), _num(v["tpr_at_1pct_fpr"]), f"{v['members']}/{v['non_members']}"]
+        for name, v in shadow.items()
+        if isinstance(v, dict)
+    ]
+    crows = [
+        [
+            v["epsilon_asked"],
+            _num(v["epsilon_accounted"]),
+            _num(v["epsilon_lower_bound_95"], 2),
+            f"{v['correct']}/{v['guesses']}",
+            _num(v["largest_possible_bound"], 2),
+            _num(v["canary_attack"]["auc"]),
+        ]
+        for v in d["canary_audit"].values()
+    ]
+    return [
+        "Distance attack on each generator (members: its training patients; non-members: held-out):",
+        "",
+        *_table(["epsilon per site", "AUC", "TPR at 1% FPR", "members/non-members"], rows),
+        "",
+        f"Shadow-model attack on the diagnostic models ({shadow['shadow_models']} shadow models):",
+        "",
+        *_table(["target model", "AUC", "TPR at 1% FPR", "members/non-members"], srows),
+        "",
+        "One-run canary audit (Steinke, Nasr, Jagielski 2023) of one hospital's generator:",
+        "",
+        *_table(
+            [
+                "epsilon asked",
+                "accounted",
+                "empirical lower bound (95%)",
+                "right guesses",
+                "highest bound these guesses allow",
+                "canary AUC",
+            ],
+            crows,
+        ),
+        "",
+        f"Run time: {d['seconds']} s.",
+    ]
+
+
+def download(d: Json) -> list[str]:
+    rows = [
+        [
+            k.replace("_", " "),
+            _num(v["median_mb_s"]["coordinator"], 0),
+            _num(v["median_mb_s"]["nginx"], 0),
+            _num(v["ratio"], 2),
+        ]
+        for k, v in d["results"].items()
+    ]
+    return [
+        f"{d['what']}; {d['archive_mb']} MB archive, medians of {d['repeats']}. "
+        f"Goal {d['goal_ratio']}x nginx: " + ("met." if d["within_goal"] else "**not met**."),
+        "",
+        *_table(["downloads", "coordinator MB/s", "nginx MB/s", "ratio"], rows),
+    ]
+
+
+def federation(d: Json) -> list[str]:
+    phases = d["runs"][0]["phases_s"]
+    return [
+        f"{d['what']}: median {d['median_wall_s']} s over {len(d['runs'])} runs "
+        f"(goal under {d['goal_s']:.0f} s: {'met' if d['within_goal'] else 'not met'}). "
+        "Phases of the first run (s): " + ", ".join(f"{k} {v}" for k, v in phases.items()) + ".",
+    ]
+
+
+def generator(d: Json) -> list[str]:
+    rows = [
+        [
+            f"{c['cube']}^3",
+            "DP" if c["dp"] else "non-private",
+            c["mode"],
+            _num(c["step_s_median"]),
+            _num(c["peak_memory_mb"], 0),
+            _num(c["sample_volumes_per_s"], 1),
+        ]
+        for c in d["configurations"]
+    ]
+    return _table(
+        ["cube", "training", "per-sample gradients", "step s (median)", "peak MB", "samples/s"], rows
+    )
+
+
+def diagnosis(d: Json) -> list[str]:
+    rows = [
+        [
+            c["network"],
+            f"{c['cube']}^3",
+            c["device"],
+            _num(c["train_volumes_per_s"], 1),
+            _num(c["inference_volumes_per_s"], 1),
+        ]
+        for c in d["configurations"]
+    ]
+    return _table(["network", "cube", "device", "train volumes/s", "inference volumes/s"], rows)
+
+
+def calibration(d: Json) -> list[str]:
+    return [
+        f"Classifier trained on {d['training_cases']} phantom patients of the training profiles, scored on "
+        f"{d['external_cases']} of the external profile: macro AUC {_ci(d['external_macro_auc'])}, "
+        f"target band {d['band'][0]}-{d['band'][1]}: {d['verdict']}.",
+    ]
+
+
+def phantom(d: Json) -> list[str]:
+    rows = [
+        [
+            name,
+            f"{v['matrix']}, {v['slice_mm']} mm",
+            _num(v["total_s_median"]),
+            _num(v["studies_per_s"]),
+            _num(v["dicom_mb_per_s"], 1),
+        ]
+        for name, v in d["sizes"].items()
+    ]
+    return _table(["size", "matrix, slices", "s per study (median)", "studies/s", "DICOM MB/s"], rows)
+
+
+def ingest(d: Json) -> list[str]:
+    rows = [
+        [
+            name,
+            str(v["files"]),
+            _num(v["read_validate_hu_one_process_s"]),
+            _num(v["dcm2niix_s"]),
+            _num(v["read_validate_hu_pool_over_dcm2niix"], 2),
+        ]
+        for name, v in d["series"].items()
+    ]
+    return _table(["series", "files", "read+validate+HU s", "dcm2niix s", "ratio (pool)"], rows)
+
+
+def generic(d: Json) -> list[str]:
+    return [
+        f"- {k}: {v}"
+        for k, v in d.items()
+        if k not in ("benchmark", "environment") and not isinstance(v, (dict, list))
+    ]
+
+
+SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
+    "utility": ("Utility: synthetic versus real training", "python -m bench.utility", utility),
+    "privacy": ("Privacy: attacks and the one-run audit", "python -m bench.privacy", privacy),
+    "federation": ("Federation: the demo round", "python -m bench.federation", federation),
+    "generator": ("Generator: DP versus non-private training", "python -m bench.generator", generator),
+    "diagnosis": ("Diagnostic model speed", "python -m bench.diagnosis", diagnosis),
+    "calibration": ("Phantom difficulty", "python -m bench.calibration", calibration),
+    "download": ("Downloads: coordinator versus nginx", "python -m bench.download", download),
+    "ingest": ("Ingestion speed", "python -m bench.ingest", ingest),
+    "phantom": ("Phantom writing speed", "python -m bench.phantom", phantom),
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.platform()}"
+
+
+def render(results: Path = RESULTS) -> str:
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
+    lines = [
+        "# fedsynth benchmark results",
+        "",
+        "Written by `python -m bench.report` from bench/results/*.json; each section names the command "
+        "that measures it. Figures are medians, ratios are measured within one run, and each section "
+        "says when and on what it ran: these machines are noisy, so compare within a section.",
+        "",
+        f"Page written on: {machine()}.",
+        "",
+    ]
+    known = [n for n in SECTIONS if n in found]
+    for name in [*known, *sorted(set(found) - set(SECTIONS))]:
+        data = found[name]
+        title, command, section = SECTIONS.get(name, (name, f"python -m bench.{name}", generic))
+        env = data.get("environment", {})
+        try:
+            body = section(data)
+        except (KeyError, TypeError, IndexError) as exc:  # an older file layout: show its figures
+            body = [f"(this file's layout is not the current one: {exc!r})", *generic(data)]
+        lines += [
+            f"## {title}",
+            "",
+            f"`{command}` · measured {env.get('when', '?')} on {env.get('cpus', '?')} cores, "
+            f"{env.get('platform', '?')}, fedsynth {env.get('fedsynth', '?')}",
+            "",
+            *body,
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    PAGE.write_text(render())
+    print(f"wrote {PAGE}")
+
+
+if __name__ == "__main__":
+    main()

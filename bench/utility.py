@@ -1,0 +1,452 @@
+"""Does synthetic-only training come close to real training, and does it generalise better?
+
+    python -m bench.utility [--scale ci|full] [--work DIR]
+
+On phantom hospitals of the four training profiles plus the external profile (see
+bench/synthetic_runs.py), trains the diagnostic model (classifier and segmenter) on:
+
+    real-pooled              all training hospitals' real cases together (what federation forbids)
+    real-<site>              one hospital's real cases alone
+    synthetic-eps<E>         the pooled synthetic sets the sites' DP generators released at epsilon E
+                             per site (1, 4, 8) and without DP (inf), pooled by the coordinator's code
+    real-<site>-plus-synthetic  one hospital's real cases plus the epsilon-8 pooled synthetic set
+
+and evaluates every model on the same real held-out sets: each training hospital's held-out
+patients, all of them together (internal) and the external hospital. Reports macro AUC with
+bootstrap 95% intervals, per-class AUC, Dice, TSTR/TRTR ratios, and the two headline comparisons
+as paired bootstrap differences on the same cases. Writes bench/results/utility.json,
+bench/results/utility.md and bench/results/utility-auc-vs-epsilon.png.
+
+`--scale ci` is the CPU configuration (32^3, 30 training patients per hospital, within 30 minutes
+on 2 cores); `--scale full` the GPU one (64^3, 240 per hospital). One training seed per model:
+the intervals cover the test cases, not the spread between training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, write_result
+from bench.phantom_sites import describe, site_settings, store_items, write_dataset
+from bench.synthetic_runs import (
+    EPSILONS,
+    EXTERNAL,
+    SCALES,
+    Release,
+    Scale,
+    build_sites,
+    eps_name,
+    train_releases,
+)
+from shared.diagnosis.bundle import METADATA, load_model
+from shared.diagnosis.dataset import load_dataset
+from shared.diagnosis.metrics import bootstrap, macro_auc
+from shared.phantom.profiles import TRAINING_PROFILES
+from shared.synthetic_set import SetItem
+
+HEADLINE_EPSILON = 8.0
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def prepare_data(work: Path, homes: dict[str, Path], releases: list[Release], scale: Scale) -> dict[str, Any]:
+    """Training sets by configuration and test sets by name, as dataset folders."""
+    say("writing the training and test sets")
+    data = work / "data"
+    train: dict[str, list[SetItem]] = {}
+    tests: dict[str, Path] = {}
+    internal: list[SetItem] = []
+    for profile in TRAINING_PROFILES:
+        settings = site_settings(homes[profile], scale.site)
+        train[profile] = store_items(settings, "train")
+        held_out = store_items(settings, "holdout")
+        internal += held_out
+    tests["internal"] = write_dataset(data / "test-internal", internal, "test-internal", like=scale.site)
+    external = store_items(site_settings(homes[EXTERNAL], scale.site), "holdout")
+    tests[EXTERNAL] = write_dataset(data / "test-external", external, "test-external", like=scale.site)
+
+    configs: dict[str, Path] = {}
+    pooled = [item for profile in TRAINING_PROFILES for item in train[profile]]
+    configs["real-pooled"] = write_dataset(data / "real-pooled", pooled, "real-pooled", like=scale.site)
+    for profile in TRAINING_PROFILES:
+        configs[f"real-{profile}"] = write_dataset(
+            data / f"real-{profile}", train[profile], f"real-{profile}", like=scale.site
+        )
+    for epsilon in EPSILONS:
+        sets = [r.released for r in releases if r.epsilon_asked == epsilon and r.released is not None]
+        if sets:
+            configs[f"synthetic-eps{eps_name(epsilon)}"] = pool_synthetic(work, sets, epsilon, scale)
+    headline = configs.get(f"synthetic-eps{eps_name(HEADLINE_EPSILON)}")
+    if headline is not None:
+        synthetic = _items(headline)
+        for profile in TRAINING_PROFILES:
+            name = f"real-{profile}-plus-synthetic"
+            configs[name] = write_dataset(data / name, train[profile] + synthetic, name, like=scale.site)
+    return {"configs": configs, "tests": tests}
+
+
+def pool_synthetic(work: Path, sets: list[Path], epsilon: float, scale: Scale) -> Path:
+    """The pooled set of these site sets, built by the coordinator's own pooling code."""
+    import shutil
+
+    from coordinator.config import CoordinatorPaths, CoordinatorSettings
+    from coordinator.federation.pooling import build_pooled, pooled_root
+    from shared.schemas import RoundRequest
+
+    root = work / "coordinator" / f"eps{eps_name(epsilon)}"
+    settings = CoordinatorSettings(paths=CoordinatorPaths(data=root / "data"))
+    existing = pooled_root(settings) / "v1"
+    if existing.exists():
+        return existing
+    sources = []
+    for folder in sets:
+        target = root / "data" / "rounds" / "bench" / "sites" / folder.parents[1].name
+        if not target.exists():
+            shutil.copytree(folder, target)
+        sources.append(target)
+    cube, spacing = scale.site.cube, scale.site.spacing_mm
+    request = RoundRequest(
+        round_id=f"bench-eps{eps_name(epsilon)}",
+        epsilon=epsilon if math.isfinite(epsilon) else 1e9,
+        per_class=scale.synthetic_per_class,
+        volume_shape=(cube, cube, cube),
+        spacing_mm=(spacing, spacing, spacing),
+    )
+    return build_pooled(settings, sources, request).folder
+
+
+def _items(folder: Path) -> list[SetItem]:
+    data = load_dataset(folder)
+    return [
+        SetItem(
+            f"syn-{n:05d}", data.images[n], data.masks[n], data.card.classes[int(data.labels[n])], "pooled"
+        )
+        for n in range(len(data))
+    ]
+
+
+def train_all(work: Path, configs: dict[str, Path], scale: Scale) -> dict[str, dict[str, Any]]:
+    from coordinator.diagnosis.training import Task, TrainOptions, train_model
+
+    trained = {}
+    segmented = ("real-pooled", f"synthetic-eps{eps_name(HEADLINE_EPSILON)}")
+    for n, (name, dataset) in enumerate(configs.items()):
+        folder = work / "models" / name
+        started = time.perf_counter()
+        task: Task = "both" if scale.segment_all or name in segmented else "classify"
+        if not (folder / METADATA).exists():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            options = TrainOptions(
+                task=task, epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience
+            )
+            train_model(dataset, folder, options)
+        model = load_model(folder, device=_cpu())
+        training = model.metadata["training"]
+        seconds = time.perf_counter() - started
+        trained[name] = {
+            "folder": folder,
+            "task": model.metadata["task"],
+            "cases": training["cases"] + training["validation_cases"],
+            "epochs_run": training["epochs_run"],
+            "train_s": round(seconds, 1),
+        }
+        say(f"[{n + 1}/{len(configs)}] model {name}: {trained[name]['cases']} cases, {seconds:.0f} s")
+    return trained
+
+
+def _cpu() -> Any:
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """The full evaluation report (coordinator.diagnosis.evaluation) on the internal and external
+    sets; each hospital's macro AUC from the internal set's cases of that hospital."""
+    from coordinator.diagnosis.evaluation import evaluate_model
+
+    internal = load_dataset(tests["internal"])
+    sites = np.asarray(internal.sites)
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in trained.items():
+        results[name] = {}
+        for test in ("internal", EXTERNAL):
+            report = evaluate_model(model["folder"], tests[test])
+            # Dice only where the model has a segmenter; "normal" has no lesion to score.
+            per_class_dice = {k: v.get("dice", {}).get("value") for k, v in report["per_class"].items()}
+            dice = [d for d in per_class_dice.values() if d is not None]
+            results[name][test] = {
+                "cases": report["cases"],
+                "macro_auc": report["macro_auc"],
+                "balanced_accuracy": report["balanced_accuracy"],
+                "per_class_auc": {k: v["auc"]["value"] for k, v in report["per_class"].items()},
+                "per_class_dice": per_class_dice,
+                "mean_lesion_dice": statistics.mean(dice) if dice else None,
+            }
+        device = _cpu()
+        probabilities = load_model(model["folder"], device=device).probabilities(
+            internal.images, device=device
+        )
+        for profile in TRAINING_PROFILES:
+            idx = np.flatnonzero(sites == profile)
+            results[name][profile] = {
+                "cases": len(idx),
+                "macro_auc": _macro_auc_estimate(probabilities[idx], internal.labels[idx]),
+            }
+        row = results[name]
+        say(f"evaluated {name}: internal {_auc(row['internal'])}, external {_auc(row[EXTERNAL])}")
+    return results
+
+
+def _macro_auc_estimate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    return bootstrap(lambda i: macro_auc(probabilities[i], labels[i]), len(labels)).as_dict()
+
+
+def _auc(row: dict[str, Any]) -> str:
+    m = row["macro_auc"]
+    if m["value"] is None:
+        return "n/a"
+    if m["ci95_low"] is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['ci95_low']:.3f}, {m['ci95_high']:.3f}]"
+
+
+def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, float | None]:
+    """Macro AUC of model a minus model b on the same cases, with a paired bootstrap interval."""
+    device = _cpu()
+    data = load_dataset(test)
+    pa = load_model(model_a, device=device).probabilities(data.images, device=device)
+    pb = load_model(model_b, device=device).probabilities(data.images, device=device)
+
+    def diff(i: np.ndarray) -> float | None:
+        a, b = macro_auc(pa[i], data.labels[i]), macro_auc(pb[i], data.labels[i])
+        return None if a is None or b is None else a - b
+
+    estimate = bootstrap(diff, len(data)).as_dict()
+    low, high = estimate["ci95_low"], estimate["ci95_high"]
+    estimate["significant"] = low is not None and high is not None and (low > 0 or high < 0)
+    return estimate
+
+
+def headlines(
+    trained: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]], tests: dict[str, Path]
+) -> dict[str, Any]:
+    """The study's two claims, in numbers, whichever way they fall."""
+    real = results["real-pooled"]
+    ratios = {}
+    for epsilon in EPSILONS:
+        name = f"synthetic-eps{eps_name(epsilon)}"
+        if name not in results:
+            continue
+        ratios[eps_name(epsilon)] = {
+            test: _ratio(results[name][test]["macro_auc"]["value"], real[test]["macro_auc"]["value"])
+            for test in ("internal", EXTERNAL)
+        }
+    out: dict[str, Any] = {"tstr_over_trtr": ratios}
+    synthetic = f"synthetic-eps{eps_name(HEADLINE_EPSILON)}"
+    if synthetic not in results:
+        out["note"] = (
+            f"no pooled synthetic set at epsilon {HEADLINE_EPSILON:g}: every site's export was refused"
+        )
+        return out
+    singles = [f"real-{p}" for p in TRAINING_PROFILES]
+    best = max(singles, key=lambda n: results[n][EXTERNAL]["macro_auc"]["value"] or 0.0)
+    out["synthetic_vs_real_pooled"] = {
+        test: paired_difference(trained[synthetic]["folder"], trained["real-pooled"]["folder"], tests[test])
+        for test in ("internal", EXTERNAL)
+    }
+    out["external_synthetic_vs_best_single_site"] = {
+        "synthetic": synthetic,
+        "best_single_site": best,
+        "chosen_by": "its own external macro AUC (favours the single-site side)",
+        "difference": paired_difference(
+            trained[synthetic]["folder"], trained[best]["folder"], tests[EXTERNAL]
+        ),
+    }
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else round(a / b, 4)
+
+
+def verdicts(head: dict[str, Any]) -> list[str]:
+    if "synthetic_vs_real_pooled" not in head:
+        return [head.get("note", "no synthetic model")]
+    lines = []
+    eps = eps_name(HEADLINE_EPSILON)
+    for test, d in head["synthetic_vs_real_pooled"].items():
+        ratio = head["tstr_over_trtr"][eps][test]
+        lines.append(
+            f"Synthetic-only (epsilon {eps} per site) versus pooled real, {test}: TSTR/TRTR {ratio}, "
+            f"difference {_signed(d)}: "
+            + ("a significant difference." if d["significant"] else "no significant difference at this size.")
+        )
+    ext = head["external_synthetic_vs_best_single_site"]
+    d = ext["difference"]
+    better = d["value"] is not None and d["value"] > 0
+    lines.append(
+        f"External hospital, pooled synthetic versus the best single hospital's real model "
+        f"({ext['best_single_site']}): difference {_signed(d)}: the synthetic model is "
+        + ("better" if better else "not better")
+        + (
+            " (a significant difference)."
+            if d["significant"]
+            else " (not a significant difference at this size)."
+        )
+    )
+    return lines
+
+
+def _signed(d: dict[str, Any]) -> str:
+    if d["value"] is None:
+        return "n/a"
+    if d["ci95_low"] is None:
+        return f"{d['value']:+.3f}"
+    return f"{d['value']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}]"
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    tests = ["internal", *TRAINING_PROFILES, EXTERNAL]
+    lines = [
+        f"# Utility: synthetic versus real (`--scale {payload['scale']}`)",
+        "",
+        "Macro AUC with bootstrap 95% intervals on real held-out phantom patients. "
+        f"Training patients per hospital: {payload['site_scale']['train_per_class'] * 6}; "
+        f"cube {payload['site_scale']['cube']}^3 at {payload['site_scale']['spacing_mm']:g} mm.",
+        "",
+        *[f"- {line}" for line in payload["verdicts"]],
+        "",
+        "| training data | cases | " + " | ".join(tests) + " | lesion Dice (internal) |",
+        "| --- | ---: | " + " | ".join("---" for _ in tests) + " | ---: |",
+    ]
+    for name, row in payload["results"].items():
+        dice = row["internal"]["mean_lesion_dice"]
+        lines.append(
+            f"| {name} | {payload['models'][name]['cases']} | "
+            + " | ".join(_auc(row[t]) for t in tests)
+            + f" | {'n/a' if dice is None else f'{dice:.3f}'} |"
+        )
+    lines += [
+        "",
+        "| site | epsilon asked | epsilon spent (accountant) | steps | audit |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in payload["releases"]:
+        spent = "inf" if r["epsilon_spent"] is None else f"{r['epsilon_spent']:.3f}"
+        audit = "passed" if r["audit_passed"] else "refused"
+        lines.append(f"| {r['site']} | {r['epsilon_asked']} | {spent} | {r['steps']} | {audit} |")
+    lines += ["", "![macro AUC against epsilon](utility-auc-vs-epsilon.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = payload["results"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    xs = list(range(len(EPSILONS)))
+    for test, colour in (("internal", "tab:blue"), (EXTERNAL, "tab:orange")):
+        pts = [
+            (x, results[f"synthetic-eps{eps_name(e)}"][test]["macro_auc"])
+            for x, e in zip(xs, EPSILONS, strict=True)
+            if f"synthetic-eps{eps_name(e)}" in results
+        ]
+        ax.errorbar(
+            [x for x, _ in pts],
+            [m["value"] for _, m in pts],
+            yerr=[
+                [m["value"] - (m["ci95_low"] or m["value"]) for _, m in pts],
+                [(m["ci95_high"] or m["value"]) - m["value"] for _, m in pts],
+            ],
+            marker="o",
+            capsize=3,
+            color=colour,
+            label=f"pooled synthetic, {test}",
+        )
+        ax.axhline(
+            results["real-pooled"][test]["macro_auc"]["value"],
+            color=colour,
+            ls="--",
+            label=f"pooled real, {test}",
+        )
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(xs, [eps_name(e) for e in EPSILONS])
+    ax.set_xlabel("epsilon per site (inf: no DP)")
+    ax.set_ylabel("macro AUC")
+    ax.set_title("Diagnostic model trained on synthetic data only")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", choices=sorted(SCALES), default="ci")
+    parser.add_argument("--work", type=Path, help="keep everything here; a later run reuses what is there")
+    args = parser.parse_args()
+    scale = SCALES[args.scale]
+    with tempfile.TemporaryDirectory(prefix="fedsynth-utility-") as scratch:
+        work = args.work or Path(scratch)
+        started = time.perf_counter()
+        homes = build_sites(work, scale, say)
+        built = time.perf_counter()
+        releases = train_releases(work, homes, scale, say)
+        generated = time.perf_counter()
+        data = prepare_data(work, homes, releases, scale)
+        trained = train_all(work, data["configs"], scale)
+        modelled = time.perf_counter()
+        results = evaluate_all(trained, data["tests"])
+        head = headlines(trained, results, data["tests"])
+        finished = time.perf_counter()
+    payload: dict[str, Any] = {
+        "scale": scale.name,
+        "site_scale": describe(scale.site),
+        "external_cases": scale.external_per_class * 6,
+        "synthetic_per_class_per_site": scale.synthetic_per_class,
+        "diagnostic_task": (
+            "classifier and segmenter for every model"
+            if scale.segment_all
+            else "classifier; a segmenter too for real-pooled and the epsilon-8 synthetic model"
+        ),
+        "verdicts": verdicts(head),
+        "headlines": head,
+        "releases": [r.public() for r in releases],
+        "models": {n: {k: v for k, v in m.items() if k != "folder"} for n, m in trained.items()},
+        "results": results,
+        "seconds": {
+            "sites": round(built - started),
+            "generators": round(generated - built),
+            "diagnostic_models": round(modelled - generated),
+            "evaluation": round(finished - modelled),
+            "total": round(finished - started),
+        },
+    }
+    path = write_result("utility", payload)
+    (RESULTS / "utility.md").write_text(markdown(payload))
+    plot(payload, RESULTS / "utility-auc-vs-epsilon.png")
+    for line in payload["verdicts"]:
+        print(line)
+    print(f"total {payload['seconds']['total']} s; wrote {path}, utility.md and utility-auc-vs-epsilon.png")
+
+
+if __name__ == "__main__":
+    main()
