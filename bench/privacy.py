@@ -49,6 +49,7 @@ from bench.phantom_sites import build_site, copy_site, site_settings, store_item
 from bench.synthetic_runs import EPSILONS, SCALES, SEED, Release, Scale, build_sites, eps_name, train_releases
 from bench.utility import prepare_data, say, train_all
 from shared.classes import DEFAULT_CLASSES
+from shared.devices import choose_device
 from shared.phantom.profiles import TRAINING_PROFILES
 from shared.synthetic_set import SetItem
 
@@ -60,7 +61,6 @@ def _cubes(items: list[SetItem]) -> np.ndarray:
 
 
 def _generator(release: Release, scale: Scale) -> Any:
-    from shared.devices import choose_device
     from site_agent.generator.registry import load_backend
     from site_agent.synthetic.export import latest_run
 
@@ -112,7 +112,7 @@ def shadow_attacks(
     from shared.diagnosis.bundle import METADATA, load_model
     from shared.diagnosis.dataset import load_dataset
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = choose_device("auto")
     data = prepare_data(work, homes, releases, scale)
     targets = {
         n: p for n, p in data["configs"].items() if n == "real-pooled" or n.startswith("synthetic-eps")
@@ -261,7 +261,6 @@ def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name:
     started = time.perf_counter()
     run = train_generator(settings, epsilon=epsilon, round_id=f"canary-eps{eps_name(epsilon)}")
     seconds = time.perf_counter() - started
-    from shared.devices import choose_device
     from site_agent.generator.registry import load_backend
 
     backend = load_backend(run.generator.backend, settings.paths.models / run.run_id, choose_device("auto"))

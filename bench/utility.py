@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -46,6 +47,7 @@ from bench.synthetic_runs import (
     eps_name,
     train_releases,
 )
+from shared.devices import choose_device
 from shared.diagnosis.bundle import METADATA, load_model
 from shared.diagnosis.dataset import load_dataset
 from shared.diagnosis.metrics import bootstrap, macro_auc
@@ -97,8 +99,6 @@ def prepare_data(work: Path, homes: dict[str, Path], releases: list[Release], sc
 
 def pool_synthetic(work: Path, sets: list[Path], epsilon: float, scale: Scale) -> Path:
     """The pooled set of these site sets, built by the coordinator's own pooling code."""
-    import shutil
-
     from coordinator.config import CoordinatorPaths, CoordinatorSettings
     from coordinator.federation.pooling import build_pooled, pooled_root
     from shared.schemas import RoundRequest
@@ -145,14 +145,12 @@ def train_all(work: Path, configs: dict[str, Path], scale: Scale) -> dict[str, d
         started = time.perf_counter()
         task: Task = "both" if scale.segment_all or name in segmented else "classify"
         if not (folder / METADATA).exists():
-            import shutil
-
             shutil.rmtree(folder, ignore_errors=True)
             options = TrainOptions(
                 task=task, epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience
             )
             train_model(dataset, folder, options)
-        model = load_model(folder, device=_cpu())
+        model = load_model(folder, device=choose_device("auto"))
         training = model.metadata["training"]
         seconds = time.perf_counter() - started
         trained[name] = {
@@ -164,12 +162,6 @@ def train_all(work: Path, configs: dict[str, Path], scale: Scale) -> dict[str, d
         }
         say(f"[{n + 1}/{len(configs)}] model {name}: {trained[name]['cases']} cases, {seconds:.0f} s")
     return trained
-
-
-def _cpu() -> Any:
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> dict[str, dict[str, Any]]:
@@ -195,7 +187,7 @@ def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> 
                 "per_class_dice": per_class_dice,
                 "mean_lesion_dice": statistics.mean(dice) if dice else None,
             }
-        device = _cpu()
+        device = choose_device("auto")
         probabilities = load_model(model["folder"], device=device).probabilities(
             internal.images, device=device
         )
@@ -225,7 +217,7 @@ def _auc(row: dict[str, Any]) -> str:
 
 def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, float | None]:
     """Macro AUC of model a minus model b on the same cases, with a paired bootstrap interval."""
-    device = _cpu()
+    device = choose_device("auto")
     data = load_dataset(test)
     pa = load_model(model_a, device=device).probabilities(data.images, device=device)
     pb = load_model(model_b, device=device).probabilities(data.images, device=device)
