@@ -17,7 +17,6 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from shared.classes import DEFAULT_CLASSES
 from shared.phantom import PhantomRequest, write_phantom
@@ -46,7 +45,7 @@ class SiteScale:
     generator_batch: int
 
 
-def site_settings(home: Path, scale: SiteScale, *, cap: float = 1e6) -> SiteSettings:
+def site_settings(home: Path, scale: SiteScale) -> SiteSettings:
     """The settings of the site at `home`, sized for the benchmark. The cap is lifted: each
     benchmark site copy spends one budget once, and the benchmark reports what it spent."""
     settings = load_site_settings(home / "site.toml")
@@ -64,7 +63,7 @@ def site_settings(home: Path, scale: SiteScale, *, cap: float = 1e6) -> SiteSett
                 }
             ),
             "privacy": settings.privacy.model_copy(
-                update={"epsilon_cap": cap, "allow_non_private_export": True}  # phantom data only
+                update={"epsilon_cap": 1e6, "allow_non_private_export": True}  # phantom data only
             ),
         }
     )
@@ -160,7 +159,3 @@ def write_dataset(
     )
     write_synthetic_set(target, items, card, spacing_mm=spacing)
     return target
-
-
-def describe(scale: SiteScale) -> dict[str, Any]:
-    return {k: getattr(scale, k) for k in scale.__dataclass_fields__}

@@ -30,13 +30,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.common import RESULTS, write_result
-from bench.phantom_sites import describe, site_settings, store_items, write_dataset
+from bench.phantom_sites import site_settings, store_items, write_dataset
 from bench.synthetic_runs import (
     EPSILONS,
     EXTERNAL,
@@ -411,7 +412,7 @@ def main() -> None:
         finished = time.perf_counter()
     payload: dict[str, Any] = {
         "scale": scale.name,
-        "site_scale": describe(scale.site),
+        "site_scale": asdict(scale.site),
         "external_cases": scale.external_per_class * 6,
         "synthetic_per_class_per_site": scale.synthetic_per_class,
         "diagnostic_task": (
