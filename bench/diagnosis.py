@@ -1,12 +1,13 @@
-"""Diagnostic model speed: training and inference volumes per second, classifier and segmenter.
+"""Diagnostic model speed: training and inference volumes per second, segmenter and classifier.
 
     python -m bench.diagnosis [--repeats 5]
 
-Times the real networks of `shared.diagnosis.networks` at the CPU size (32^3) and, on a CUDA
-machine, at 64^3 too: one training step (forward, backward, AdamW) on a batch of 16, and
-inference on batches of 16, as medians over repeats after one warm-up. Values of the voxels do
-not change the speed, so the cubes are random. Writes bench/results/diagnosis.json
-(bench/results/diagnosis-cuda.json on a GPU).
+Times the real networks of `shared.diagnosis.networks`: the class segmenter (the default task,
+background plus five lesion classes) beside the whole-volume classifier (the earlier default), at
+the CPU box (48x48x64) and, on a CUDA machine, at the GPU box (96x96x128) too: one training step
+(forward, backward, AdamW) on a batch of 8, and inference on batches of 8, as medians over
+repeats after one warm-up, all in one run. Values of the voxels do not change the speed, so the
+volumes are random. Writes bench/results/diagnosis.json (bench/results/diagnosis-cuda.json on a GPU).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import torch
 from monai.losses import DiceCELoss
 
 from bench.common import write_result
+from shared.crop_box import CPU_BOX, GPU_BOX, Box, box_text
 from shared.diagnosis.networks import build_classifier, build_segmenter
 
-BATCH = 16
+BATCH = 8
 
 
 def _time(fn: object, repeats: int, device: torch.device) -> float:
@@ -63,15 +65,15 @@ def _one(
         net(x)
 
     train_s, infer_s = _time(train_step, repeats, device), _time(infer, repeats, device)
-    cube = x.shape[-1]
+    box = box_text(tuple(x.shape[2:]))  # type: ignore[arg-type]
     print(
-        f"{name} {cube}^3 on {device.type}: train {BATCH / train_s:.1f} volumes/s, "
+        f"{name} {box} on {device.type}: train {BATCH / train_s:.1f} volumes/s, "
         f"inference {BATCH / infer_s:.1f} volumes/s",
         flush=True,
     )
     return {
         "network": name,
-        "cube": cube,
+        "box": box,
         "batch": BATCH,
         "device": device.type,
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -80,16 +82,17 @@ def _one(
     }
 
 
-def measure(cube: int, repeats: int, device: torch.device) -> list[dict[str, object]]:
+def measure(box: Box, repeats: int, device: torch.device) -> list[dict[str, object]]:
     torch.manual_seed(0)
-    x = torch.rand(BATCH, 1, cube, cube, cube, device=device) * 2 - 1
+    x = torch.rand(BATCH, 1, *box, device=device) * 2 - 1
     y = torch.randint(0, 6, (BATCH,), device=device)
-    m = (torch.rand(BATCH, 1, cube, cube, cube, device=device) > 0.9).float()
-    classifier = build_classifier(cube=cube, classes=6).to(device)
-    segmenter = build_segmenter().to(device)
+    m = torch.randint(0, 6, (BATCH, 1, *box), device=device).float()
+    classifier = build_classifier(box=box, classes=6).to(device)
+    segmenter = build_segmenter(lesion_classes=5).to(device)
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     return [
+        _one("class segmenter (default)", segmenter, dice_ce, x, m, repeats),
         _one("classifier", classifier, torch.nn.CrossEntropyLoss(), x, y, repeats),
-        _one("segmenter", segmenter, DiceCELoss(to_onehot_y=True, softmax=True), x, m, repeats),
     ]
 
 
@@ -102,8 +105,8 @@ def main() -> None:
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
     rows = []
-    for cube in (32, 64) if gpu else (32,):
-        rows += measure(cube, args.repeats, device)
+    for box in (CPU_BOX, GPU_BOX) if gpu else (CPU_BOX,):
+        rows += measure(box, args.repeats, device)
     path = write_result(
         "diagnosis-cuda" if gpu else "diagnosis",
         {"threads": torch.get_num_threads(), "configurations": rows},

@@ -3,7 +3,7 @@
     python -m bench.generator [--steps 6] [--quick]
 
 Each configuration runs in its own process so its peak memory is its own: the real `dpgan3d`
-backend trains on random cubes (the speed of a step does not depend on the pixel values) with
+backend trains on random boxes (the speed of a step does not depend on the pixel values) with
 Poisson batches of the stated expected size, and the median step time over the measured steps is
 reported (the first steps are warm-up). Ratios compare configurations of one run on one machine.
 On a CUDA machine peak memory is the GPU's; on CPU it is the process's resident set.
@@ -38,15 +38,15 @@ def _one(case: dict[str, Any]) -> dict[str, Any]:
     from site_agent.generator.dpgan3d.backend import DPGan3D
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cube, batch, steps, patients = case["cube"], case["batch"], case["steps"], 64
+    box, batch, steps, patients = tuple(case["box"]), case["batch"], case["steps"], 64
     torch.manual_seed(0)
     data = TrainingSet(
-        volumes=torch.rand(patients, 2, cube, cube, cube) * 2 - 1,
+        volumes=torch.rand(patients, 2, *box) * 2 - 1,
         labels=torch.randint(0, len(DEFAULT_CLASSES), (patients,)),
         classes=DEFAULT_CLASSES,
     )
     backend = DPGan3D(
-        cube=cube,
+        box=box,
         classes=DEFAULT_CLASSES,
         latent_dim=64,
         width=case["width"],
@@ -98,7 +98,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration")
-    parser.add_argument("--quick", action="store_true", help="32^3 only")
+    parser.add_argument("--quick", action="store_true", help="the CPU box only")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -108,14 +108,14 @@ def main() -> None:
     import torch
 
     gpu = torch.cuda.is_available()
-    sizes = [(32, 8, 8)] if args.quick else [(32, 8, 8), (64, 4, 8)]
-    if gpu:
-        sizes = [(32, 32, 16), (64, 16, 16)]
+    from shared.crop_box import CPU_BOX, GPU_BOX, box_text
+
+    sizes = [(CPU_BOX, 8, 8)] if args.quick or not gpu else [(CPU_BOX, 32, 16), (GPU_BOX, 8, 16)]
     results = []
-    for cube, batch, width in sizes:
+    for box, batch, width in sizes:
         for dp, mode in [(False, "hooks"), (True, "hooks"), (True, "functorch")]:
             case = {
-                "cube": cube,
+                "box": list(box),
                 "batch": batch,
                 "width": width,
                 "dp": dp,
@@ -131,21 +131,21 @@ def main() -> None:
             row = json.loads(out.stdout.strip().splitlines()[-1])
             results.append(row)
             print(
-                f"{cube}^3 batch {batch} {'DP ' + mode if dp else 'non-private'}: step "
+                f"{box_text(box)} batch {batch} {'DP ' + mode if dp else 'non-private'}: step "
                 f"{row['step_s_median']:.3f} s, peak {row['peak_memory_mb']:.0f} MB, "
                 f"{row['sample_volumes_per_s']:.1f} samples/s",
                 flush=True,
             )
     ratios = {}
-    for cube, _, _ in sizes:
-        rows = {(r["dp"], r["mode"]): r for r in results if r["cube"] == cube}
+    for box, _, _ in sizes:
+        rows = {(r["dp"], r["mode"]): r for r in results if r["box"] == list(box)}
         plain = rows[(False, "hooks")]
         for mode in ("hooks", "functorch"):
             dp = rows[(True, mode)]
-            ratios[f"{cube}^3 DP {mode} / non-private step time"] = round(
+            ratios[f"{box_text(box)} DP {mode} / non-private step time"] = round(
                 dp["step_s_median"] / plain["step_s_median"], 2
             )
-            ratios[f"{cube}^3 DP {mode} / non-private peak memory"] = round(
+            ratios[f"{box_text(box)} DP {mode} / non-private peak memory"] = round(
                 dp["peak_memory_mb"] / max(plain["peak_memory_mb"], 1.0), 2
             )
     for name, value in ratios.items():

@@ -21,6 +21,7 @@ Results go to bench/results/ingest.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -34,6 +35,7 @@ import pydicom
 
 import site_agent.ingest.workers as workers
 from bench.common import peak_rss_mb, write_result
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM, GPU_BOX, GPU_SPACING_MM, box_text
 from shared.phantom import PhantomRequest, read_labels, write_phantom
 from shared.preprocessing import preprocess
 from site_agent.config import SitePreprocessing
@@ -113,7 +115,15 @@ def lesion_coverage(per_class: int) -> dict[str, dict[str, float]]:
     from shared.phantom import PROFILES, TRAINING_PROFILES, generate_study
     from shared.phantom.nifti_io import ras_affine
 
-    sizes = {"32^3 at 4 mm": SitePreprocessing(cube=32, spacing_mm=4.0), "64^3 at 2 mm": SitePreprocessing()}
+    sizes = {
+        "a 32^3 cube (128 mm) at 4 mm, the first design": SitePreprocessing(box=(32, 32, 32), spacing_mm=4.0),
+        f"CPU box {box_text(CPU_BOX)} at {CPU_SPACING_MM:g} mm": SitePreprocessing(
+            box=CPU_BOX, spacing_mm=CPU_SPACING_MM
+        ),
+        f"GPU box {box_text(GPU_BOX)} at {GPU_SPACING_MM:g} mm": SitePreprocessing(
+            box=GPU_BOX, spacing_mm=GPU_SPACING_MM
+        ),
+    }
     result: dict[str, dict[str, float]] = {name: {} for name in sizes}
     for label in (c for c in DEFAULT_CLASSES if c != NORMAL):
         shares: dict[str, list[float]] = {name: [] for name in sizes}
@@ -125,12 +135,13 @@ def lesion_coverage(per_class: int) -> dict[str, dict[str, float]]:
                 study.grid.spacing[0] * study.grid.spacing[1] * study.grid.spacing[2]
             )
             for name, settings in sizes.items():
-                cube = preprocess(hu, ras_affine(study.grid), mask, settings)
-                inside = float(cube.mask.sum()) * settings.spacing_mm**3 if cube.mask is not None else 0.0
+                cropped = preprocess(hu, ras_affine(study.grid), mask, settings)
+                inside = cropped.mask.sum() * settings.spacing_mm**3 if cropped.mask is not None else 0.0
                 shares[name].append(min(inside / lesion_mm3, 1.0) if lesion_mm3 else 0.0)
         for name in sizes:
             result[name][f"{label}_median_share"] = round(statistics.median(shares[name]), 2)
             result[name][f"{label}_fully_missed"] = round(sum(v < 0.05 for v in shares[name]) / per_class, 2)
+            result[name][f"{label}_min_share"] = round(min(shares[name]), 2)
     return result
 
 
@@ -140,7 +151,16 @@ def main() -> None:
     parser.add_argument(
         "--coverage-cases", type=int, default=12, help="phantom studies per class for coverage"
     )
+    parser.add_argument(
+        "--coverage-only", action="store_true", help="only the lesion coverage table (no dcm2niix needed)"
+    )
     args = parser.parse_args()
+    if args.coverage_only:
+        coverage = lesion_coverage(args.coverage_cases)
+        print(json.dumps(coverage, indent=2))
+        path = write_result("ingest_coverage", {"lesion_coverage": coverage})
+        print(f"wrote {path}")
+        return
     if shutil.which("dcm2niix") is None:
         raise SystemExit("dcm2niix is not installed: apt-get install dcm2niix")
     results = {}

@@ -36,9 +36,9 @@ class SiteScale:
 
     train_per_class: int
     test_per_class: int
-    cube: int
+    box: tuple[int, int, int]
     spacing_mm: float
-    matrix: int  # phantom pixels per row: about the cube's spacing, so writing stays quick
+    matrix: int  # phantom pixels per row: about the box's spacing, so writing stays quick
     slice_mm: float
     generator_width: int
     generator_epochs: float
@@ -52,7 +52,7 @@ def site_settings(home: Path, scale: SiteScale) -> SiteSettings:
     return settings.model_copy(
         update={
             "preprocessing": settings.preprocessing.model_copy(
-                update={"cube": scale.cube, "spacing_mm": scale.spacing_mm}
+                update={"box": scale.box, "spacing_mm": scale.spacing_mm}
             ),
             "generator": settings.generator.model_copy(
                 update={
@@ -144,7 +144,7 @@ def write_dataset(
     if target.exists():
         return target
     counts = {name: sum(1 for i in items if i.label == name) for name in DEFAULT_CLASSES}
-    cube = like.cube if isinstance(like, SiteScale) else like.volume_shape[0]
+    box = like.box if isinstance(like, SiteScale) else like.volume_shape
     spacing = like.spacing_mm if isinstance(like, SiteScale) else like.spacing_mm[0]
     card = DatasetCard(
         dataset_id=dataset_id[:64],
@@ -153,7 +153,7 @@ def write_dataset(
         licence="CC0-1.0",
         classes=DEFAULT_CLASSES,
         class_counts=counts,
-        volume_shape=(cube, cube, cube),
+        volume_shape=box,
         spacing_mm=(spacing,) * 3,
         intensity="CT window [-160, 240] HU scaled to [-1, 1]",
     )

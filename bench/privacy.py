@@ -249,7 +249,7 @@ def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name:
                         shape=tuple(canaries.images[n].shape),  # type: ignore[arg-type]
                         spacing_mm=scale.site.spacing_mm,
                         source_spacing_mm=(scale.site.spacing_mm,) * 3,
-                        source_slices=scale.site.cube,
+                        source_slices=scale.site.box[2],
                         hu_min=-1000.0,
                         hu_max=1000.0,
                         created_at="",

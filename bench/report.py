@@ -158,7 +158,7 @@ def federation(d: Json) -> list[str]:
 def generator(d: Json) -> list[str]:
     rows = [
         [
-            f"{c['cube']}^3",
+            _box(c),
             "DP" if c["dp"] else "non-private",
             c["mode"],
             _num(c["step_s_median"]),
@@ -168,7 +168,7 @@ def generator(d: Json) -> list[str]:
         for c in d["configurations"]
     ]
     return _table(
-        ["cube", "training", "per-sample gradients", "step s (median)", "peak MB", "samples/s"], rows
+        ["box", "training", "per-sample gradients", "step s (median)", "peak MB", "samples/s"], rows
     )
 
 
@@ -176,14 +176,22 @@ def diagnosis(d: Json) -> list[str]:
     rows = [
         [
             c["network"],
-            f"{c['cube']}^3",
+            _box(c),
             c["device"],
             _num(c["train_volumes_per_s"], 1),
             _num(c["inference_volumes_per_s"], 1),
         ]
         for c in d["configurations"]
     ]
-    return _table(["network", "cube", "device", "train volumes/s", "inference volumes/s"], rows)
+    return _table(["network", "box", "device", "train volumes/s", "inference volumes/s"], rows)
+
+
+def _box(c: Json) -> str:
+    """A configuration's box; results written before boxes replaced cubes name a cube edge."""
+    box = c.get("box")
+    if box is None:
+        return f"{c['cube']}^3"
+    return box if isinstance(box, str) else "x".join(str(n) for n in box)
 
 
 def calibration(d: Json) -> list[str]:
@@ -222,6 +230,25 @@ def ingest(d: Json) -> list[str]:
     return _table(["series", "files", "read+validate+HU s", "dcm2niix s", "ratio (pool)"], rows)
 
 
+def yardstick(d: Json) -> list[str]:
+    from bench.yardstick import markdown
+
+    return markdown(d).splitlines()[2:]  # its own page, less its title
+
+
+def coverage(d: Json) -> list[str]:
+    """Lesion coverage by class: median share of each lesion inside the crop, and how many are
+    entirely outside it, for each crop measured."""
+    sizes = d["lesion_coverage"]
+    classes = sorted({k.rsplit("_median_share", 1)[0] for s in sizes.values() for k in s if "median" in k})
+    header = ["class", *(f"{name}: median share / fully outside" for name in sizes)]
+    rows = [
+        [c, *(f"{v[c + '_median_share']:.2f} / {v[c + '_fully_missed']:.0%}" for v in sizes.values())]
+        for c in classes
+    ]
+    return _table(header, rows)
+
+
 def generic(d: Json) -> list[str]:
     return [
         f"- {k}: {v}"
@@ -238,6 +265,8 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "diagnosis": ("Diagnostic model speed", "python -m bench.diagnosis", diagnosis),
     "calibration": ("Phantom difficulty", "python -m bench.calibration", calibration),
     "download": ("Downloads: coordinator versus nginx", "python -m bench.download", download),
+    "yardstick": ("The real-data yardstick", "python -m bench.yardstick", yardstick),
+    "ingest_coverage": ("Lesion coverage of the crop", "python -m bench.ingest --coverage-only", coverage),
     "ingest": ("Ingestion speed", "python -m bench.ingest", ingest),
     "phantom": ("Phantom writing speed", "python -m bench.phantom", phantom),
 }

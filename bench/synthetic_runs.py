@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.phantom_sites import Say, SiteScale, build_site, copy_site, site_settings
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM, GPU_BOX, GPU_SPACING_MM
 from shared.phantom.profiles import TRAINING_PROFILES
 
 EPSILONS: tuple[float, ...] = (1.0, 4.0, 8.0, math.inf)
@@ -47,10 +48,10 @@ SCALES = {
     "ci": Scale(
         name="ci",
         site=SiteScale(
-            train_per_class=5,
+            train_per_class=10,
             test_per_class=4,
-            cube=32,
-            spacing_mm=4.0,
+            box=CPU_BOX,
+            spacing_mm=CPU_SPACING_MM,
             matrix=96,
             slice_mm=5.0,
             generator_width=8,
@@ -70,8 +71,8 @@ SCALES = {
         site=SiteScale(
             train_per_class=2,
             test_per_class=2,
-            cube=32,
-            spacing_mm=4.0,
+            box=(32, 32, 48),
+            spacing_mm=6.0,
             matrix=96,
             slice_mm=5.0,
             generator_width=4,
@@ -85,14 +86,14 @@ SCALES = {
         jobs=1,
         segment_all=False,
     ),
-    # The GPU configuration: 64^3 at 2 mm and hundreds of patients per hospital.
+    # The GPU configuration: the GPU box at 2 mm and hundreds of patients per hospital.
     "full": Scale(
         name="full",
         site=SiteScale(
             train_per_class=40,
             test_per_class=10,
-            cube=64,
-            spacing_mm=2.0,
+            box=GPU_BOX,
+            spacing_mm=GPU_SPACING_MM,
             matrix=192,
             slice_mm=2.5,
             generator_width=16,

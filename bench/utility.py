@@ -48,6 +48,7 @@ from bench.synthetic_runs import (
     eps_name,
     train_releases,
 )
+from shared.crop_box import box_text
 from shared.devices import choose_device
 from shared.diagnosis.bundle import METADATA, load_model
 from shared.diagnosis.dataset import load_dataset
@@ -115,12 +116,12 @@ def pool_synthetic(work: Path, sets: list[Path], epsilon: float, scale: Scale) -
         if not target.exists():
             shutil.copytree(folder, target)
         sources.append(target)
-    cube, spacing = scale.site.cube, scale.site.spacing_mm
+    spacing = scale.site.spacing_mm
     request = RoundRequest(
         round_id=f"bench-eps{eps_name(epsilon)}",
         epsilon=epsilon if math.isfinite(epsilon) else 1e9,
         per_class=scale.synthetic_per_class,
-        volume_shape=(cube, cube, cube),
+        volume_shape=scale.site.box,
         spacing_mm=(spacing, spacing, spacing),
     )
     return build_pooled(settings, sources, request).folder
@@ -318,7 +319,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         "Macro AUC with bootstrap 95% intervals on real held-out phantom patients. "
         f"Training patients per hospital: {payload['site_scale']['train_per_class'] * 6}; "
-        f"cube {payload['site_scale']['cube']}^3 at {payload['site_scale']['spacing_mm']:g} mm.",
+        f"box {box_text(tuple(payload['site_scale']['box']))} at {payload['site_scale']['spacing_mm']:g} mm.",
         "",
         *[f"- {line}" for line in payload["verdicts"]],
         "",

@@ -13,6 +13,7 @@ import typer
 
 from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
 from shared.cli_support import console, err_console, friendly_errors
+from shared.crop_box import GPU_BOX, GPU_SPACING_MM, box_text, parse_box
 from shared.settings import resolve_config_path
 
 ConfigOption = Annotated[
@@ -141,10 +142,12 @@ def rounds_launch(
         str | None, typer.Option("--sites", help="Comma-separated site ids. Default: every registered site.")
     ] = None,
     round_id: Annotated[str | None, typer.Option("--round-id", help="Default: round-<UTC time>.")] = None,
-    cube: Annotated[int, typer.Option("--cube", help="Volume edge in voxels; must match the sites.")] = 64,
+    box: Annotated[
+        str, typer.Option("--box", help="The box, x,y,z voxels (multiples of 8); must match the sites.")
+    ] = box_text(GPU_BOX).replace("x", ","),
     spacing_mm: Annotated[
         float, typer.Option("--spacing-mm", help="Voxel size; must match the sites.")
-    ] = 2.0,
+    ] = GPU_SPACING_MM,
     min_sites: Annotated[
         int | None, typer.Option("--min-sites", min=1, help="Default: [federation] min_sites.")
     ] = None,
@@ -169,7 +172,7 @@ def rounds_launch(
         per_class=per_class,
         sites=[s.strip() for s in sites.split(",") if s.strip()] if sites else None,
         round_id=round_id,
-        cube=cube,
+        box=parse_box(box),
         spacing_mm=spacing_mm,
         min_sites=min_sites,
         timeout_s=timeout,

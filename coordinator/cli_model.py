@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from shared.cli_support import console, friendly_errors, status_bar
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
 
 model_app = typer.Typer(
     name="model",
@@ -30,7 +31,14 @@ def train(
         Path, typer.Argument(help="Dataset folder (pooled synthetic set or phantom dataset).")
     ],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
-    task: Annotated[str, typer.Option("--task", help="classify, segment or both.")] = "classify",
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="segment (default: lesion classes voxel by voxel, the case's class from them), "
+            "classify (a whole-volume classifier) or both.",
+        ),
+    ] = "segment",
     epochs: Annotated[
         int, typer.Option("--epochs", min=1, help="Most epochs; early stopping may end sooner.")
     ] = 60,
@@ -39,15 +47,34 @@ def train(
     ] = 12,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Processes (DistributedDataParallel under torchrun: gloo on CPU, nccl with one GPU each).",
+        ),
+    ] = 1,
 ) -> None:
     """Train the diagnostic model: weights as safetensors and a metadata card in OUT."""
+    import os
+
+    from coordinator.diagnosis.distributed import leave_world, run_under_torchrun
     from coordinator.diagnosis.training import EpochReport, TrainingError, TrainOptions, train_model
 
     if task not in ("classify", "segment", "both"):
         raise TrainingError(f"--task must be classify, segment or both, not {task!r}")
     if out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out} exists and is not empty; choose a new model folder (nothing was changed)")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        argv = ["model", "train", str(dataset), "--out", str(out), "--task", task, "--epochs", str(epochs)]
+        argv += ["--patience", str(patience), "--seed", str(seed), "--device", device]
+        raise typer.Exit(run_under_torchrun(nproc, argv))
     options = TrainOptions(task=task, epochs=epochs, patience=patience, seed=seed, device=device)  # type: ignore[arg-type]
+    if os.environ.get("RANK", "0") != "0":  # a second process of torchrun: process 0 reports
+        train_model(dataset, out, options)
+        leave_world()
+        return
     with status_bar() as bar:
         job = bar.add_task("training", total=epochs, status="loading the dataset")
 
@@ -57,10 +84,12 @@ def train(
             bar.update(job, completed=r.epoch, status=f"loss {r.loss:.3f}  validation {val}  best {best}")
 
         model = train_model(dataset, out, options, progress=show)
+        leave_world()
     training, metrics = model.metadata["training"], model.metadata.get("metrics", {})
     console.print(
         f"Trained on {training['cases']} cases of {training['dataset_id']} (validation: "
         f"{training['validation_cases']}); {training['epochs_run']} epochs"
+        f"{', ' + str(training['processes']) + ' processes' if training['processes'] > 1 else ''}"
         f"{', stopped early' if training['stopped_early'] else ''}.",
         highlight=False,
     )
@@ -95,12 +124,16 @@ def evaluate(
         console.print(f"plots: {plots}")
 
 
-def _fmt(estimate: dict[str, float | None] | None) -> str:
-    if not estimate or estimate.get("value") is None:
-        return "n/a"
+def _fmt(estimate: dict[str, Any] | None) -> str:
+    """`0.812 [0.70, 0.90] n=24`, or `n/a: only 4 cases; 10 needed (n=4)`: never a bare 0.00."""
+    if not estimate:
+        return "-"
+    cases = f" n={estimate['cases']}" if estimate.get("cases") is not None else ""
+    if estimate.get("value") is None:
+        return f"n/a: {estimate.get('note') or 'not estimated'}" + (f" ({cases.strip()})" if cases else "")
     low, high = estimate["ci95_low"], estimate["ci95_high"]
     interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
-    return f"{estimate['value']:.3f}{interval}"
+    return f"{estimate['value']:.3f}{interval}{cases}"
 
 
 def _print_report(report: dict[str, object]) -> None:
@@ -108,7 +141,7 @@ def _print_report(report: dict[str, object]) -> None:
     assert isinstance(per_class, dict)
     table = Table(title=f"{report['dataset_id']}: {report['cases']} cases")
     for column in ("class", "cases", "AUC [95% CI]", "sensitivity", "specificity", "Dice"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, row in per_class.items():
         table.add_row(
             name,
@@ -137,8 +170,10 @@ def phantom_dataset(
         list[str] | None,
         typer.Option("--profile", help="Scanner profile; repeat for several. Default: site_a."),
     ] = None,
-    cube: Annotated[int, typer.Option("--cube", help="Cube edge in voxels.")] = 32,
-    spacing_mm: Annotated[float, typer.Option("--spacing-mm")] = 4.0,
+    box: Annotated[str, typer.Option("--box", help="The box, x,y,z voxels (multiples of 8).")] = box_text(
+        CPU_BOX
+    ).replace("x", ","),
+    spacing_mm: Annotated[float, typer.Option("--spacing-mm")] = CPU_SPACING_MM,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Write phantom patients, preprocessed exactly as a site preprocesses its CT, as a dataset folder.
@@ -149,7 +184,13 @@ def phantom_dataset(
 
     profiles = tuple(profile or ["site_a"])
     request = PhantomDatasetRequest(
-        out=out, cases=cases, seed=seed, profiles=profiles, cube=cube, spacing_mm=spacing_mm, jobs=jobs
+        out=out,
+        cases=cases,
+        seed=seed,
+        profiles=profiles,
+        box=parse_box(box),
+        spacing_mm=spacing_mm,
+        jobs=jobs,
     )
     with status_bar() as bar:
         job = bar.add_task("phantom patients", total=cases * len(profiles), status="")

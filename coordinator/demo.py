@@ -34,6 +34,7 @@ from coordinator.federation.local import LocalFederation
 from coordinator.federation.rounds import RoundFolder, RoundReport
 from coordinator.federation.summary import round_table
 from shared.classes import DEFAULT_CLASSES
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM
 from shared.errors import FedsynthError
 from shared.federation.processes import free_port
 from shared.phantom import TRAINING_PROFILES
@@ -47,8 +48,8 @@ NOT_YET = ("the benchmarks of synthetic against real training and of privacy att
 # The CPU demo size of DESIGN.md, given to the site agents the way an operator would: by variable.
 # A narrow generator keeps a CPU demo site's DP training to seconds.
 DEMO_ENVIRONMENT = {
-    "FEDSYNTH_PREPROCESSING__CUBE": "32",
-    "FEDSYNTH_PREPROCESSING__SPACING_MM": "4",
+    "FEDSYNTH_PREPROCESSING__BOX": json.dumps(list(CPU_BOX)),
+    "FEDSYNTH_PREPROCESSING__SPACING_MM": str(CPU_SPACING_MM),
     "FEDSYNTH_GENERATOR__WIDTH": "8",
 }
 DEMO_EPSILON = 8.0
@@ -129,8 +130,8 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 "round_id": ROUND_ID,
                 "epsilon": DEMO_EPSILON,
                 "per_class": DEMO_PER_CLASS,
-                "cube": 32,
-                "spacing_mm": 4.0,
+                "box": list(CPU_BOX),
+                "spacing_mm": CPU_SPACING_MM,
                 "min_sites": min(2, len(sites)),
             }
             fed = settings.federation

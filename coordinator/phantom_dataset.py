@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.classes import DEFAULT_CLASSES
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM
 from shared.errors import FedsynthError
 from shared.phantom import PhantomRequest, generate_study
 from shared.phantom.dataset import assign_labels
@@ -35,10 +36,10 @@ class PhantomDatasetRequest:
     cases: int  # per profile
     seed: int
     profiles: tuple[str, ...] = ("site_a",)
-    cube: int = 32
-    spacing_mm: float = 4.0
+    box: tuple[int, int, int] = CPU_BOX
+    spacing_mm: float = CPU_SPACING_MM
     window_hu: tuple[float, float] = (-160.0, 240.0)
-    matrix: int = 128  # pixels per row; at a 4 mm cube a 512 matrix adds time, not information
+    matrix: int = 128  # pixels per row; at 4 mm voxels a 512 matrix adds time, not information
     jobs: int = 1
 
 
@@ -47,12 +48,12 @@ def _case(request: PhantomDatasetRequest, profile: str, index: int, label: str) 
     # The phantom holds [slice, row, column]; a site's HU volume is [column, row, slice] in RAS.
     hu = np.ascontiguousarray(study.hu.transpose(2, 1, 0)).astype(np.float32)
     mask = np.ascontiguousarray(study.mask.transpose(2, 1, 0))
-    cube = preprocess(hu, ras_affine(study.grid), mask, request)
-    assert cube.mask is not None
+    cropped = preprocess(hu, ras_affine(study.grid), mask, request)
+    assert cropped.mask is not None
     return SetItem(
         name=f"{profile}-{request.seed}-{index:05d}",
-        image=cube.image,
-        mask=cube.mask,
+        image=cropped.image,
+        mask=cropped.mask,
         label=label,
         site=profile,
     )
@@ -100,7 +101,7 @@ def write_phantom_dataset(
         licence="CC0-1.0",
         classes=DEFAULT_CLASSES,
         class_counts={name: counts.get(name, 0) for name in DEFAULT_CLASSES},
-        volume_shape=(request.cube, request.cube, request.cube),
+        volume_shape=request.box,
         spacing_mm=(request.spacing_mm,) * 3,
         intensity=f"CT window [{lo:g}, {hi:g}] HU scaled to [-1, 1]",
     )

@@ -1,4 +1,4 @@
-"""Pictures of a stored case for the site's own review: three orthogonal slices through the cube."""
+"""Pictures of a stored case for the site's own review: three orthogonal slices through the box."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.crop_box import box_text
 from shared.three_views import Plane, save_three_views
 from site_agent.ingest.store import CaseRecord
 
@@ -14,7 +15,7 @@ from site_agent.ingest.store import CaseRecord
 def write_case_png(
     record: CaseRecord, image: NDArray[np.float32], mask: NDArray[np.uint8] | None, path: Path
 ) -> None:
-    """Axial, coronal and sagittal slices through the centre of a RAS cube (head and front up)."""
+    """Axial, coronal and sagittal slices through the centre of a RAS box (head and front up)."""
     cx, cy, cz = (n // 2 for n in image.shape)
     planes = [
         Plane("axial", image[:, :, cz].T, None if mask is None else mask[:, :, cz].T),
@@ -23,6 +24,6 @@ def write_case_png(
     ]
     title = (
         f"{record.case_id} v{record.version}: {record.label or 'unlabelled'}, {record.split}; "
-        f"{record.shape[0]}^3 voxels at {record.spacing_mm:g} mm"
+        f"{box_text(record.shape)} voxels at {record.spacing_mm:g} mm"
     )
     save_three_views(planes, title, path, window=(-1.0, 1.0), origin_lower=True, width=10.0, dpi=90)

@@ -310,7 +310,7 @@ def cases_show(
     config: ConfigOption = None,
     version: Annotated[int | None, typer.Option("--version", help="Default: the latest.")] = None,
 ) -> None:
-    """Write a picture of one stored case: axial, coronal and sagittal slices through the cube."""
+    """Write a picture of one stored case: axial, coronal and sagittal slices through the box."""
     from site_agent.cases_view import write_case_png
     from site_agent.ingest.store import CaseStore
 

@@ -34,19 +34,20 @@ def evaluate(
     with console.status("scoring the model on held-out cases"):
         reply = evaluate_on_holdout(settings, model_dir)
     table = Table(title=f"Model {reply.model_sha256[:12]} on {reply.cases} held-out cases of {reply.site_id}")
-    for column in ("class", "cases", "AUC", "sensitivity", "specificity"):
-        table.add_column(column)
-    for k, name in enumerate(reply.classes):
+    dice = any(m.dice is not None for m in reply.per_class.values())
+    for column in ("class", "cases", "AUC", "sensitivity", "specificity", *(["lesion Dice"] if dice else [])):
+        table.add_column(column, overflow="fold")
+    for name in reply.classes:
         m = reply.per_class[name]
-        table.add_row(
-            name,
-            str(sum(reply.confusion[k])),
-            *("n/a" if v is None else f"{v:.3f}" for v in (m.auc, m.sensitivity, m.specificity)),
-        )
+        cells = [m.auc.text(), m.sensitivity.text(), m.specificity.text()]
+        if dice:
+            cells.append(m.dice.text() if m.dice is not None else "-")
+        table.add_row(name, str(m.cases), *cells)
+    table.caption = "value [bootstrap 95% interval] n=cases it rests on; n/a: too few cases to estimate"
     console.print(table)
-    macro = "n/a" if reply.macro_auc is None else f"{reply.macro_auc:.3f}"
     console.print(
-        f"macro AUC {macro}, accuracy {reply.accuracy:.3f}, balanced accuracy {reply.balanced_accuracy:.3f}",
+        f"macro AUC {reply.macro_auc.text()}\naccuracy {reply.accuracy.text()}\n"
+        f"balanced accuracy {reply.balanced_accuracy.text()}",
         highlight=False,
     )
     if json_out is not None:

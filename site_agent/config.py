@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.classes import DEFAULT_CLASSES, LabelSet
+from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas.common import Identifier
 from shared.settings import FileSettings, SettingsSection, load_settings, resolve_config_path
 
@@ -36,10 +37,17 @@ class SitePrivacy(SettingsSection):
 
 
 class SitePreprocessing(SettingsSection):
-    cube: int = Field(64, ge=16, le=256, description="edge of the cropped cube, in voxels")
-    spacing_mm: float = Field(2.0, gt=0, le=10)
+    box: tuple[int, int, int] = Field(
+        GPU_BOX, description="the box cropped around the mediastinum, x y z voxels (RAS), multiples of 8"
+    )
+    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=10)
     window_hu: tuple[float, float] = (-160.0, 240.0)
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="real cases kept for evaluation only")
+
+    @field_validator("box")
+    @classmethod
+    def _box_fits_the_networks(cls, box: tuple[int, int, int]) -> tuple[int, int, int]:
+        return check_box(box)
 
     @model_validator(mode="after")
     def _window_ordered(self) -> SitePreprocessing:

@@ -49,8 +49,10 @@ accountant = "{accountant}"
 allow_non_private_export = false
 
 [preprocessing]
-# Cases are cropped to a cube of `cube` voxels per edge at `spacing_mm`, centred on the mediastinum.
-cube = {cube}
+# Cases are cropped to a box of `box` voxels (x right-left, y front-back, z foot-head) at
+# `spacing_mm`, centred on the mediastinum; it must hold thoracic inlet to diaphragm (about 250 mm).
+# Each edge is a multiple of 8. CPU-only sites: box = [48, 48, 64] with spacing_mm = 4.0.
+box = [{box}]
 spacing_mm = {spacing_mm}
 # Hounsfield window scaled to [-1, 1].
 window_hu = [{window_lo}, {window_hi}]
@@ -131,7 +133,7 @@ def render_site_toml(site_id: str) -> str:
         epsilon_cap=defaults.privacy.epsilon_cap,
         delta=defaults.privacy.delta,
         accountant=defaults.privacy.accountant,
-        cube=defaults.preprocessing.cube,
+        box=", ".join(str(n) for n in defaults.preprocessing.box),
         spacing_mm=defaults.preprocessing.spacing_mm,
         window_lo=defaults.preprocessing.window_hu[0],
         window_hi=defaults.preprocessing.window_hu[1],

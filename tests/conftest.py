@@ -13,6 +13,13 @@ from shared.phantom import PhantomRequest, PhantomSummary, write_phantom
 # Test size: small enough for a 2-core CI machine, large enough that every structure shows.
 TEST_MATRIX = 96
 TEST_SLICE_MM = 5.0
+# The box of site.toml at test size: 192 x 192 x 288 mm, the whole mediastinum in 32x32x48 voxels.
+TEST_BOX = (32, 32, 48)
+TEST_SPACING_MM = 6.0
+TEST_PREPROCESSING = {
+    "box = [96, 96, 128]": f"box = [{', '.join(map(str, TEST_BOX))}]",
+    "spacing_mm = 2.0": f"spacing_mm = {TEST_SPACING_MM}",
+}
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +87,13 @@ def real_ct_dir() -> Path:
 
 @pytest.fixture
 def site_config(tmp_path: Path) -> Path:
-    """A fresh site at test size: 32^3 cubes at 4 mm, as DESIGN.md prescribes for tests."""
+    """A fresh site at test size (TEST_BOX at TEST_SPACING_MM)."""
     from site_agent.site_toml import write_site_toml
 
     path = write_site_toml(tmp_path / "site", "test-site")
-    text = path.read_text().replace("cube = 64", "cube = 32").replace("spacing_mm = 2.0", "spacing_mm = 4.0")
+    text = path.read_text()
+    for old, new in TEST_PREPROCESSING.items():
+        assert old in text, old
+        text = text.replace(old, new)
     path.write_text(text)
     return path

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from shared.crop_box import box_text
 from shared.devices import choose_device
 from shared.diagnosis.bundle import ModelError, load_model, model_sha256
 from shared.diagnosis.dataset import load_dataset
@@ -27,14 +28,12 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, *, plots: Path | None = N
         raise ModelError(
             f"the model's classes {list(model.classes)} differ from the dataset's {list(data.card.classes)}"
         )
-    if data.images.shape[1] != model.cube:
-        raise ModelError(f"the model takes {model.cube}^3 cubes, the dataset holds {data.images.shape[1]}^3")
-    n = len(data)
-    probabilities = (
-        model.probabilities(data.images, device=device)
-        if model.classifier is not None
-        else np.full((n, len(model.classes)), 1.0 / len(model.classes))
-    )
+    if tuple(data.images.shape[1:]) != model.box:
+        raise ModelError(
+            f"the model takes {box_text(model.box)} boxes, the dataset holds "
+            f"{box_text(tuple(data.images.shape[1:]))}"  # type: ignore[arg-type]
+        )
+    probabilities = model.probabilities(data.images, device=device)
     masks = model.lesion_masks(data.images, device=device) if model.segmenter is not None else None
     report = evaluation_report(
         probabilities,
@@ -51,10 +50,7 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, *, plots: Path | None = N
         "dataset_version": data.card.version,
         **report,
     }
-    if model.classifier is None:
-        for key in ("macro_auc", "accuracy", "balanced_accuracy"):
-            report[key] = None  # no classifier: these would describe a constant guess
-    if plots is not None and model.classifier is not None:
+    if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)
         _roc_plot(probabilities, data.labels, model.classes, report, plots / "roc.png")
         _confusion_plot(np.asarray(report["confusion"]), model.classes, plots / "confusion.png")
@@ -70,11 +66,20 @@ def _roc_plot(
             continue
         fpr, tpr = roc_curve(probabilities[:, k], truth == k)
         value = report["per_class"][name]["auc"]["value"]
-        ax.plot(fpr, tpr, label=f"{name.replace('_', ' ')} (AUC {value:.2f})")
+        shown = "n/a, too few cases" if value is None else f"{value:.2f}"
+        ax.plot(fpr, tpr, label=f"{name.replace('_', ' ')} (AUC {shown}, n={int((truth == k).sum())})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     macro = report["macro_auc"]
-    low, high = macro["ci95_low"], macro["ci95_high"]
-    ax.set_title(f"One-vs-rest ROC, macro AUC {macro['value']:.3f} [{low:.3f}, {high:.3f}]", fontsize=9)
+    if macro["value"] is None:
+        title = f"One-vs-rest ROC, macro AUC n/a ({macro.get('note')})"
+    elif macro["ci95_low"] is None:
+        title = f"One-vs-rest ROC, macro AUC {macro['value']:.3f}, {report['cases']} cases"
+    else:
+        title = (
+            f"One-vs-rest ROC, macro AUC {macro['value']:.3f} [{macro['ci95_low']:.3f}, "
+            f"{macro['ci95_high']:.3f}], {report['cases']} cases"
+        )
+    ax.set_title(title, fontsize=9)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
     ax.legend(fontsize=7, loc="lower right")

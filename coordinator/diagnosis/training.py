@@ -1,10 +1,14 @@
-"""`coordinator model train`: a classifier (and a lesion segmenter) from one dataset folder.
+"""`coordinator model train`: the diagnostic model from one dataset folder.
 
-Class-balanced sampling (each class drawn equally often, whatever its count), MONAI augmentations
-that keep anatomy where it is (small rotations, scalings and shifts, intensity jitter and noise;
-no left-right flips: the heart and the aorta are on one side), a stratified validation split, early
-stopping on the validation score, and the best weights written as they improve, so a crash leaves
-a usable model.
+The default task, `segment`, trains a segmenter of background plus the lesion classes, whose
+predicted lesion volumes give the case's class (see `shared.diagnosis.bundle`); `classify` trains
+the whole-volume classifier, `both` the two together. Class-balanced sampling (each class drawn
+equally often, whatever its count), MONAI augmentations that keep anatomy where it is (small
+rotations and shifts; no left-right flips: the heart and the aorta are on one side) and that vary
+what differs between scanners (voxel size through scaling, noise, kernel sharpness through blur
+and sharpening, HU calibration through an intensity offset, contrast through intensity scaling),
+a stratified validation split, early stopping on the validation score, and the best weights
+written as they improve, so a crash leaves a usable model.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from monai.transforms import (
     Compose,
     RandAffined,
     RandGaussianNoised,
+    RandGaussianSharpend,
+    RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
 )
 from torch import nn
 
-from shared.devices import choose_device
-from shared.diagnosis.bundle import DiagnosticModel, Task, save_model
+from coordinator.diagnosis.distributed import join_world
+from shared.diagnosis.bundle import DiagnosticModel, Task, lesion_classes, save_model, voxel_labels
 from shared.diagnosis.dataset import LoadedDataset, load_dataset
 from shared.diagnosis.metrics import dice, macro_auc
 from shared.diagnosis.networks import build_classifier, build_segmenter
@@ -40,10 +46,10 @@ class TrainingError(FedsynthError):
 
 @dataclass(frozen=True)
 class TrainOptions:
-    task: Task = "classify"
+    task: Task = "segment"
     epochs: int = 60
     patience: int = 12
-    batch_size: int = 16
+    batch_size: int = 8
     learning_rate: float = 1e-3
     validation_fraction: float = 0.2
     seed: int = 0
@@ -55,26 +61,32 @@ class EpochReport:
     epoch: int
     epochs: int
     loss: float
-    validation: float | None  # macro AUC (classify) or mean Dice (segment); both: their mean
+    validation: float | None  # macro AUC of the case probabilities (mean Dice when it cannot be estimated)
     best: float | None
 
 
 def _augment(seed: int) -> Compose:
     keys = ["image", "mask"]
+    # The window [-160, 240] HU spans 2 units: 0.05 is 10 HU of calibration offset, 0.05 of noise
+    # is 10 HU (the sites' scanners range 8-30 HU).
     augment = Compose(
         [
             RandAffined(
                 keys,
                 prob=0.8,
                 rotate_range=(0.12, 0.12, 0.12),
-                scale_range=(0.1, 0.1, 0.1),
+                scale_range=(0.1, 0.1, 0.1),  # voxel size: sites resample from 0.6-1 mm, 1-5 mm
                 translate_range=(2, 2, 2),
                 mode=("bilinear", "nearest"),
                 padding_mode="border",
             ),
+            RandGaussianSmoothd(
+                "image", sigma_x=(0.3, 0.8), sigma_y=(0.3, 0.8), sigma_z=(0.3, 0.8), prob=0.25
+            ),  # soft kernels
+            RandGaussianSharpend("image", prob=0.15),  # sharp kernels
             RandScaleIntensityd("image", factors=0.1, prob=0.5),
-            RandShiftIntensityd("image", offsets=0.1, prob=0.5),
-            RandGaussianNoised("image", std=0.03, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+            RandGaussianNoised("image", std=0.05, prob=0.5),
         ]
     )
     augment.set_random_state(seed)
@@ -105,18 +117,25 @@ def train_model(
     classify = options.task in ("classify", "both")
     if segment and not data.masks.any():
         raise TrainingError(f"{dataset_dir} has no lesion in any mask; it cannot train a segmenter")
-    torch.manual_seed(options.seed)
-    device = choose_device(options.device)
-    cube = data.images.shape[1]
+    world = join_world(options.device)
+    torch.manual_seed(options.seed)  # the same initial weights in every process
+    device = world.device(options.device)
+    box = tuple(int(n) for n in data.images.shape[1:])
     train_idx, val_idx = stratified_split(data.labels, options.validation_fraction, options.seed)
+    targets = voxel_labels(data.masks, data.labels, classes)
 
-    classifier = build_classifier(cube=cube, classes=len(classes)).to(device) if classify else None
-    segmenter = build_segmenter().to(device) if segment else None
+    classifier = build_classifier(box=box, classes=len(classes)).to(device) if classify else None  # type: ignore[arg-type]
+    lesions = lesion_classes(classes)
+    segmenter = build_segmenter(lesion_classes=len(lesions)).to(device) if segment else None
+    train_classifier, train_segmenter = world.wrap(classifier), world.wrap(segmenter)
+    per_process_batch = max(1, options.batch_size // world.size)
     params = [p for net in (classifier, segmenter) if net is not None for p in net.parameters()]
     optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs)
-    ce, dice_ce = nn.CrossEntropyLoss(), DiceCELoss(to_onehot_y=True, softmax=True)
-    augment = _augment(options.seed)
+    # Dice over the whole batch: most cases hold one lesion class, so per-case Dice of the others
+    # would be undefined.
+    ce, dice_ce = nn.CrossEntropyLoss(), DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    augment = _augment(options.seed + 1000 * world.rank)  # each process its own augmentations
     counts = np.bincount(data.labels[train_idx], minlength=len(classes))
     weights = torch.as_tensor(1.0 / counts[data.labels[train_idx]], dtype=torch.float64)
     sampler_rng = torch.Generator().manual_seed(options.seed)
@@ -127,14 +146,16 @@ def train_model(
         "task": options.task,
         "classes": list(classes),
         "input": {
-            "cube": cube,
+            "box": list(box),
             "spacing_mm": list(data.card.spacing_mm),
             "channels": 1,
             "intensity": data.card.intensity,
         },
         "outputs": {
             "classifier": "softmax probabilities, one per class, in `classes` order" if classify else None,
-            "segmenter": "2 channels: background, lesion (any class)" if segment else None,
+            "segmenter": (
+                f"{1 + len(lesions)} channels: background, then {', '.join(lesions)}" if segment else None
+            ),
         },
         "training": {
             "dataset_id": data.card.dataset_id,
@@ -142,6 +163,7 @@ def train_model(
             "dataset_card": data.card.to_dict(),
             "cases": len(train_idx),
             "validation_cases": len(val_idx),
+            "processes": world.size,
             "options": {k: getattr(options, k) for k in options.__dataclass_fields__ if k != "device"},
         },
     }
@@ -152,54 +174,60 @@ def train_model(
         for net in (classifier, segmenter):
             if net is not None:
                 net.train()
-        order = torch.multinomial(weights, len(train_idx), replacement=True, generator=sampler_rng).numpy()
+        drawn = torch.multinomial(weights, len(train_idx), replacement=True, generator=sampler_rng).numpy()
+        order = world.share(drawn)  # the same draw everywhere, a share each
         losses = []
-        for start in range(0, len(order), options.batch_size):
+        for start in range(0, len(order), per_process_batch):
             batch = [
                 augment(
                     {
                         "image": data.images[train_idx[i]][None],
-                        "mask": data.masks[train_idx[i]][None].astype(np.float32),
+                        "mask": targets[train_idx[i]][None].astype(np.float32),
                     }
                 )
-                for i in order[start : start + options.batch_size]
+                for i in order[start : start + per_process_batch]
             ]
             x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
-            y = torch.as_tensor(data.labels[train_idx[order[start : start + options.batch_size]]]).to(device)
+            y = torch.as_tensor(data.labels[train_idx[order[start : start + per_process_batch]]]).to(device)
             loss = torch.zeros((), device=device)
-            if classifier is not None:
-                loss = loss + ce(classifier(x), y)
-            if segmenter is not None:
+            if train_classifier is not None:
+                loss = loss + ce(train_classifier(x), y)
+            if train_segmenter is not None:
                 m = torch.stack([torch.as_tensor(b["mask"]) for b in batch]).round().to(device)
-                loss = loss + dice_ce(segmenter(x), m)
+                loss = loss + dice_ce(train_segmenter(x), m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(loss.detach().item())
         scheduler.step()
-        scores = _scores(model, data, val_idx, device)
-        score = float(np.mean(list(scores.values()))) if scores else None
-        if score is not None and (best is None or score > best):
-            best, best_epoch, stale = score, epoch, 0
-            metadata["metrics"] = {"validation_score": score, "best_epoch": epoch, **scores}
-            save_model(out, model)  # the best so far, on disk at once
-        else:
-            stale += 1
-        if progress:
-            progress(EpochReport(epoch, options.epochs, float(np.mean(losses)), score, best))
-        if stale >= options.patience:
+        score: float | None = None
+        if world.leader:  # the weights are the same in every process: one scores and saves
+            scores = _scores(model, data, val_idx, device)
+            # Diagnosis is the goal: Dice stops training only when no AUC can be estimated.
+            score = scores.get("validation_macro_auc", scores.get("validation_mean_dice"))
+            if score is not None and (best is None or score > best):
+                best, best_epoch, stale = score, epoch, 0
+                metadata["metrics"] = {"validation_score": score, "best_epoch": epoch, **scores}
+                save_model(out, model)  # the best so far, on disk at once
+            else:
+                stale += 1
+            if progress:
+                progress(EpochReport(epoch, options.epochs, float(np.mean(losses)), score, best))
+        if world.agree(stale >= options.patience):
             break
     metadata["training"]["epochs_run"] = epoch
     metadata["training"]["stopped_early"] = epoch < options.epochs
     final = DiagnosticModel(classifier, segmenter, metadata)
-    if best_epoch == 0:
-        save_model(out, final)
-    else:  # the weights on disk are the best epoch's; update only the card
-        from shared.diagnosis.bundle import load_model
+    if world.leader:
+        if best_epoch == 0:
+            save_model(out, final)
+        else:  # the weights on disk are the best epoch's; update only the card
+            from shared.diagnosis.bundle import load_model
 
-        final = load_model(out, device=device)
-        final.metadata.update({"training": metadata["training"]})
-        save_model(out, final)
+            final = load_model(out, device=device)
+            final.metadata.update({"training": metadata["training"]})
+            save_model(out, final)
+    world.barrier()
     return final
 
 
@@ -210,10 +238,9 @@ def _scores(
     if len(idx) == 0:
         return scores
     images = data.images[idx]
-    if model.classifier is not None:
-        value = macro_auc(model.probabilities(images, device=device), data.labels[idx])
-        if value is not None:
-            scores["validation_macro_auc"] = value
+    value = macro_auc(model.probabilities(images, device=device), data.labels[idx])
+    if value is not None:
+        scores["validation_macro_auc"] = value
     if model.segmenter is not None:
         predicted = model.lesion_masks(images, device=device)
         values = [dice(p, t > 0) for p, t in zip(predicted, data.masks[idx], strict=True)]

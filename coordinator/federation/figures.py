@@ -44,24 +44,35 @@ def save_montage(data: LoadedDataset, path: Path) -> None:
 
 
 def save_site_metrics(metrics: dict[str, SiteMetricsReply], path: Path) -> None:
-    """Per-class AUC at each site, on its own held-out real cases."""
+    """Per-class AUC at each site, on its own held-out real cases, with bootstrap 95% intervals;
+    a class with too few cases to estimate shows "n/a" and its count, never a bar at zero."""
     sites = sorted(metrics)
     classes = metrics[sites[0]].classes
     width = 0.8 / max(1, len(sites))
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(10, 4.4))
     for k, site in enumerate(sites):
-        values = [metrics[site].per_class[c].auc for c in classes]
+        figures = [metrics[site].per_class[c].auc for c in classes]
         x = np.arange(len(classes)) + k * width
+        values = np.array([np.nan if f.value is None else f.value for f in figures])
+        low = np.array([np.nan if f.ci95_low is None else f.ci95_low for f in figures])
+        high = np.array([np.nan if f.ci95_high is None else f.ci95_high for f in figures])
+        macro = metrics[site].macro_auc
         ax.bar(
             x,
-            [np.nan if v is None else v for v in values],
+            values,
             width,
-            label=f"{site} (macro {_fmt(metrics[site].macro_auc)})",
+            yerr=np.nan_to_num(np.vstack([values - low, high - values])),
+            capsize=2,
+            label=f"{site}: macro {_fmt(macro.value)}, {metrics[site].cases} cases",
         )
+        for xi, f in zip(x, figures, strict=True):
+            if f.value is None:
+                ax.text(xi, 0.02, f"n/a\nn={f.cases}", ha="center", va="bottom", fontsize=6)
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(np.arange(len(classes)) + width * (len(sites) - 1) / 2, classes, rotation=20, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("AUC on the site's held-out real cases")
+    ax.set_title("n/a: too few cases to estimate; bars: AUC with bootstrap 95% interval", fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

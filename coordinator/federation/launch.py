@@ -22,6 +22,7 @@ from coordinator.federation.flower_app import write_app
 from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
 from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, RoundState
 from coordinator.federation.sites import list_sites
+from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas import RoundRequest
 
 FOLLOW_POLL_S = 1.0
@@ -39,8 +40,8 @@ def plan_round(
     per_class: int,
     sites: list[str] | None = None,
     round_id: str | None = None,
-    cube: int = 64,
-    spacing_mm: float = 2.0,
+    box: tuple[int, int, int] = GPU_BOX,
+    spacing_mm: float = GPU_SPACING_MM,
     min_sites: int | None = None,
     timeout_s: float | None = None,
     seed: int = 0,
@@ -74,7 +75,7 @@ def plan_round(
         epsilon=epsilon,
         per_class=per_class,
         classes=settings.classes,
-        volume_shape=(cube, cube, cube),
+        volume_shape=check_box(box),
         spacing_mm=(spacing_mm, spacing_mm, spacing_mm),
         timeout_s=synthesis_timeout,
     )

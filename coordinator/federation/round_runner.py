@@ -232,8 +232,7 @@ class RoundRunner:
             self.report.progress = f"epoch {epoch.epoch}/{self.plan.diagnosis_epochs}"
             self._save(throttle=True)
 
-        options = TrainOptions(
-            task="classify",
+        options = TrainOptions(  # the default task: the class segmenter, whose volumes give the class
             epochs=self.plan.diagnosis_epochs,
             patience=self.plan.diagnosis_patience,
             seed=self.plan.seed,

@@ -34,14 +34,15 @@ def round_table(report: RoundReport) -> Table:
             _num(result.privacy.epsilon) if result.privacy else "-",
             f"{_num(budget.spent)}/{_num(budget.cap, 0)}" if budget else "-",
             str(metrics.cases) if metrics else "-",
-            _num(metrics.macro_auc) if metrics else (result.evaluation or "-"),
-            _num(metrics.accuracy) if metrics else "-",
+            metrics.macro_auc.text() if metrics else (result.evaluation or "-"),
+            metrics.accuracy.text() if metrics else "-",
         ]
         if len(columns) > len(row):
             row.append(notes[site])
         table.add_row(*row)
     table.caption = (
         "set: synthetic volumes sent; epsilon: spent on them; budget: the site's total spent/cap; "
-        "AUC and accuracy: the shared model on the site's held-out real cases"
+        "AUC (macro) and accuracy: the shared model on the site's held-out real cases, with a bootstrap "
+        "95% interval and the cases behind it; n/a: too few cases to estimate"
     )
     return table

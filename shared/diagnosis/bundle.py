@@ -1,8 +1,14 @@
 """A trained diagnostic model on disk: safetensors weights and a metadata card (MONAI-bundle style).
 
-    <model>/classifier.safetensors
-    <model>/segmenter.safetensors    (task "segment" or "both")
+    <model>/classifier.safetensors   (task "classify" or "both")
+    <model>/segmenter.safetensors    (task "segment", the default, or "both")
     <model>/metadata.json            classes, input, intensity, training data and its card, versions, metrics
+
+The segmenter labels every voxel background or one of the lesion classes (every class but
+`normal`). Its case-level probabilities come from what it segments: each lesion class's volume in
+the predicted lesion, against a pseudo-volume of 1 ml for `normal`, so a case with no lesion
+voxel is `normal` and a large confident lesion is its class. No extra head is trained: with tens of
+patients per class a second head would overfit, while the volumes use the dense voxel supervision.
 
 Loading never unpickles anything, and checks every weight file against the card's sha256, so a
 site that scores a model knows it scores exactly the one the card describes.
@@ -25,12 +31,49 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shared import __version__
+from shared.classes import NORMAL
+from shared.crop_box import Box
 from shared.diagnosis.networks import build_classifier, build_segmenter
 from shared.errors import FedsynthError
 from shared.hashing import file_sha256
 
 METADATA = "metadata.json"
 Task = Literal["classify", "segment", "both"]
+TASKS: tuple[Task, ...] = ("segment", "classify", "both")
+NORMAL_PSEUDO_ML = 1.0  # a case is normal until its predicted lesion outweighs this much tissue
+
+
+def lesion_classes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The segmenter's channels after background, in order."""
+    return tuple(c for c in classes if c != NORMAL)
+
+
+def voxel_labels(
+    masks: NDArray[np.uint8], labels: NDArray[np.int64], classes: tuple[str, ...]
+) -> NDArray[np.uint8]:
+    """Per-voxel targets: 0 background, j + 1 for a lesion voxel of a case of lesion class j."""
+    lesions = lesion_classes(classes)
+    channel = np.array([lesions.index(c) + 1 if c in lesions else 0 for c in classes], dtype=np.uint8)
+    return (masks > 0).astype(np.uint8) * channel[labels].reshape(-1, *([1] * (masks.ndim - 1)))
+
+
+def case_probabilities(softmax: torch.Tensor, classes: tuple[str, ...], voxel_ml: float) -> torch.Tensor:
+    """Class probabilities of whole cases from the segmenter's voxel probabilities (N, 1 + L, ...)."""
+    lesion = 1.0 - softmax[:, 0]
+    region = (lesion > 0.5).float()
+    share = softmax[:, 1:] / lesion.clamp_min(1e-6).unsqueeze(1)
+    volumes = (share * region.unsqueeze(1)).flatten(2).sum(2) * voxel_ml
+    # The most confident voxel adds a faint volume, so that cases with no predicted lesion still rank.
+    volumes = volumes + 0.01 * NORMAL_PSEUDO_ML * softmax[:, 1:].flatten(2).amax(2)
+    lesions = lesion_classes(classes)
+    has_normal = NORMAL in classes
+    total = volumes.sum(1, keepdim=True) + (NORMAL_PSEUDO_ML if has_normal else 0.0)
+    out = torch.zeros(softmax.shape[0], len(classes), dtype=torch.float64)
+    for j, name in enumerate(lesions):
+        out[:, classes.index(name)] = (volumes[:, j] / total[:, 0]).double()
+    if has_normal:
+        out[:, classes.index(NORMAL)] = (NORMAL_PSEUDO_ML / total[:, 0]).double()
+    return out
 
 
 class ModelError(FedsynthError):
@@ -48,23 +91,41 @@ class DiagnosticModel:
         return tuple(self.metadata["classes"])
 
     @property
-    def cube(self) -> int:
-        return int(self.metadata["input"]["cube"])
+    def box(self) -> Box:
+        x, y, z = self.metadata["input"]["box"]
+        return int(x), int(y), int(z)
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.metadata["input"]["spacing_mm"])) / 1000.0
 
     def probabilities(
-        self, images: NDArray[np.float32], *, device: torch.device, batch: int = 16
+        self, images: NDArray[np.float32], *, device: torch.device, batch: int = 8
     ) -> NDArray[np.float64]:
-        if self.classifier is None:
-            raise ModelError("this model has no classifier (trained with --task segment)")
-        scores = _batched(self.classifier, images, device, batch, lambda y: torch.softmax(y.float(), dim=1))
+        """Case-level class probabilities: the classifier's when there is one, else the segmenter's."""
+        if self.classifier is not None:
+            scores = _batched(
+                self.classifier, images, device, batch, lambda y: torch.softmax(y.float(), dim=1)
+            )
+            return scores.astype(np.float64)
+        assert self.segmenter is not None
+        voxel_ml = self.voxel_ml
+        scores = _batched(
+            self.segmenter,
+            images,
+            device,
+            batch,
+            lambda y: case_probabilities(torch.softmax(y.float(), dim=1).cpu(), self.classes, voxel_ml),
+        )
         return scores.astype(np.float64)
 
     def lesion_masks(
         self, images: NDArray[np.float32], *, device: torch.device, batch: int = 8
     ) -> NDArray[np.bool_]:
+        """Where the segmenter sees a lesion of any class."""
         if self.segmenter is None:
             raise ModelError("this model has no segmenter (trained with --task classify)")
-        return _batched(self.segmenter, images, device, batch, lambda y: y.argmax(dim=1).bool())
+        return _batched(self.segmenter, images, device, batch, lambda y: y.argmax(dim=1) > 0)
 
 
 @torch.no_grad()
@@ -75,7 +136,7 @@ def _batched(
     batch: int,
     finish: Callable[[torch.Tensor], torch.Tensor],
 ) -> NDArray[Any]:
-    """Run `net` over the cubes in batches, in eval mode, and bring the finished outputs back."""
+    """Run `net` over the volumes in batches, in eval mode, and bring the finished outputs back."""
     net.eval()
     out = []
     for start in range(0, len(images), batch):
@@ -113,13 +174,21 @@ def model_sha256(folder: Path) -> str:
 def load_model(folder: Path, *, device: torch.device) -> DiagnosticModel:
     try:
         metadata = json.loads((folder / METADATA).read_text())
-        cube, classes = int(metadata["input"]["cube"]), len(metadata["classes"])
+        if "box" not in metadata["input"]:
+            raise ModelError(
+                f"the model in {folder} takes the first design's cube crop; train a new one on boxes"
+            )
+        box, classes = tuple(metadata["input"]["box"]), tuple(metadata["classes"])
         nets: dict[str, nn.Module | None] = {"classifier": None, "segmenter": None}
         for name, digest in metadata["weights_sha256"].items():
             path = folder / f"{name}.safetensors"
             if file_sha256(path) != digest:
                 raise ModelError(f"{path} does not match the sha256 in {folder / METADATA}")
-            net = build_classifier(cube=cube, classes=classes) if name == "classifier" else build_segmenter()
+            net = (
+                build_classifier(box=box, classes=len(classes))
+                if name == "classifier"
+                else build_segmenter(lesion_classes=len(lesion_classes(classes)))
+            )
             net.load_state_dict(load_file(str(path), device="cpu"))
             nets[name] = net.to(device).eval()
     except (OSError, ValueError, KeyError) as exc:

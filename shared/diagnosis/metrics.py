@@ -15,6 +15,10 @@ from numpy.typing import NDArray
 from scipy.stats import rankdata
 
 BOOTSTRAP = 1000
+# Below these counts a figure is reported as not estimated, with the reason, never as a number:
+# with four cases an accuracy moves in steps of 0.25 and its interval spans almost [0, 1].
+MIN_CASES = 10  # held-out cases for accuracy, balanced accuracy and macro AUC
+MIN_CLASS_CASES = 3  # cases of a class (and of the other classes) for its AUC, sensitivity, Dice
 
 
 def auc(scores: NDArray[np.float64], positive: NDArray[np.bool_]) -> float | None:
@@ -64,9 +68,20 @@ class Estimate:
     value: float | None
     low: float | None
     high: float | None
+    cases: int | None = None
+    note: str | None = None
 
-    def as_dict(self) -> dict[str, float | None]:
-        return {"value": self.value, "ci95_low": self.low, "ci95_high": self.high}
+    def as_dict(self) -> dict[str, float | int | str | None]:
+        out: dict[str, float | int | str | None] = {
+            "value": self.value,
+            "ci95_low": self.low,
+            "ci95_high": self.high,
+        }
+        if self.cases is not None:
+            out["cases"] = self.cases
+        if self.note is not None:
+            out["note"] = self.note
+        return out
 
 
 def bootstrap(
@@ -81,3 +96,20 @@ def bootstrap(
         return Estimate(value, None, None)
     low, high = np.percentile(kept, [2.5, 97.5])
     return Estimate(value, float(low), float(high))
+
+
+def estimate(
+    statistic: Callable[[NDArray[np.int64]], float | None],
+    n: int,
+    *,
+    cases: int,
+    minimum: int,
+    what: str,
+    seed: int = 0,
+) -> Estimate:
+    """`bootstrap`, or no value and the reason when `cases` (of `what`) are fewer than `minimum`."""
+    if cases < minimum:
+        return Estimate(None, None, None, cases, f"only {cases} {what}; {minimum} needed")
+    found = bootstrap(statistic, n, seed=seed)
+    note = None if found.value is not None else f"not defined on these {cases} {what}"
+    return Estimate(found.value, found.low, found.high, cases, note)

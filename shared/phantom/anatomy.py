@@ -20,7 +20,7 @@ from shared.phantom.texture import SmoothField
 
 # Slices of the scan, in average-adult millimetres (z = 0 at the carina).
 SCAN_TOP_MM = 150.0
-SCAN_BOTTOM_MM = -175.0
+SCAN_BOTTOM_MM = -210.0  # into the upper abdomen, below the costophrenic recesses, as chest protocols do
 BODY_HALF_WIDTH_MM = 150.0
 BODY_HALF_DEPTH_MM = 105.0
 
@@ -230,7 +230,7 @@ def paint_anatomy(
         body.p(22, 10, 42),
         body.p(24, 26, 26),
         body.p(22, 34, -40),
-        body.p(16, 36, -175),
+        body.p(16, 36, -215),
     ]
     _tube(canvas, aorta[:3], 14.5 * body.width, blood)
     _tube(canvas, aorta[2:5], 13.0 * body.width, blood)
@@ -252,7 +252,7 @@ def paint_anatomy(
     ):
         _tube(canvas, path, radius + 2.0, airway_wall, Tissue.AIRWAY_WALL)
         _tube(canvas, path, radius, -1000.0, Tissue.AIRWAY)
-    oesophagus = [body.p(6, 22, 160), body.p(10, 24, -60), body.p(30, 20, -175)]
+    oesophagus = [body.p(6, 22, 160), body.p(10, 24, -60), body.p(30, 20, -215)]
     _tube(canvas, oesophagus, 8.0 * body.width, nominal(Tissue.OESOPHAGUS, c, rng), Tissue.OESOPHAGUS)
     if rng.random() < 0.5:
         _tube(canvas, oesophagus, 2.5, -1000.0, Tissue.AIRWAY)

@@ -1,6 +1,6 @@
 """DESIGN.md's preprocessing, shared so sites (real CT) and the coordinator (phantom datasets only)
 apply exactly the same steps."""
 
-from shared.preprocessing.cube import CubeSpec, Preprocessed, PreprocessingError, preprocess
+from shared.preprocessing.box import BoxSpec, Preprocessed, PreprocessingError, preprocess
 
-__all__ = ["CubeSpec", "Preprocessed", "PreprocessingError", "preprocess"]
+__all__ = ["BoxSpec", "Preprocessed", "PreprocessingError", "preprocess"]

@@ -4,7 +4,7 @@ from shared.schemas._base import SchemaError, VersionedModel
 from shared.schemas.card import DatasetCard, SiteContribution
 from shared.schemas.common import GeneratorInfo, PrivacySpend
 from shared.schemas.manifest import ManifestItem, SyntheticSetManifest
-from shared.schemas.metrics import ClassMetrics, SiteMetricsReply
+from shared.schemas.metrics import ClassMetrics, Figure, SiteMetricsReply
 from shared.schemas.round_request import RoundRequest
 from shared.schemas.site_reply import BudgetStatus, EvaluateRequest, Refusal, RefusalReason
 
@@ -13,6 +13,7 @@ __all__ = [
     "ClassMetrics",
     "DatasetCard",
     "EvaluateRequest",
+    "Figure",
     "GeneratorInfo",
     "ManifestItem",
     "PrivacySpend",

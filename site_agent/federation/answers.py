@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from flwr.app import RecordDict
 
+from shared.crop_box import box_text
 from shared.diagnosis.bundle import ModelError, model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.errors import FedsynthError
@@ -103,13 +104,14 @@ def answer_evaluate(settings: SiteSettings, content: RecordDict) -> RecordDict:
 
 
 def check_request(settings: SiteSettings, request: RoundRequest) -> None:
-    cube = settings.preprocessing.cube
+    box = settings.preprocessing.box
     spacing = settings.preprocessing.spacing_mm
     if request.classes != settings.classes:
         raise Declined("invalid_request", f"this site's classes are {list(settings.classes)}")
-    if tuple(request.volume_shape) != (cube, cube, cube) or any(s != spacing for s in request.spacing_mm):
+    if tuple(request.volume_shape) != box or any(s != spacing for s in request.spacing_mm):
         raise Declined(
-            "invalid_request", f"this site makes {cube}^3 volumes at {spacing:g} mm, not what was asked"
+            "invalid_request",
+            f"this site makes {box_text(box)} volumes at {spacing:g} mm, not what was asked",
         )
     if request.generator != settings.generator.backend:
         raise Declined("invalid_request", f"this site's generator is {settings.generator.backend!r}")

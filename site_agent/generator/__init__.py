@@ -1,1 +1,1 @@
-"""Class-conditional 3D generators of CT cube + lesion mask, trained on the site's own cases."""
+"""Class-conditional 3D generators of a CT box + lesion mask, trained on the site's own cases."""

@@ -27,7 +27,7 @@ class GeneratorError(FedsynthError):
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """One example per patient: cube and mask stacked as channels, in [-1, 1], and class indices."""
+    """One example per patient: box and mask stacked as channels, in [-1, 1], and class indices."""
 
     volumes: torch.Tensor  # (N, 2, D, D, D) float32
     labels: torch.Tensor  # (N,) int64

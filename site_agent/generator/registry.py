@@ -15,7 +15,7 @@ def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBacken
     g = settings.generator
     if g.backend == "dpgan3d":
         return DPGan3D(
-            cube=settings.preprocessing.cube,
+            box=settings.preprocessing.box,
             classes=settings.classes,
             latent_dim=g.latent_dim,
             width=g.width,

@@ -70,7 +70,7 @@ def _montage(
     for k, name in enumerate(classes):
         for j, index in enumerate(np.flatnonzero(labels == k)[:PER_CLASS]):
             ax = axes[k, j]
-            middle = images.shape[3] // 2  # axial slice through the cube's centre (RAS: last axis is S)
+            middle = images.shape[3] // 2  # axial slice through the box's centre (RAS: last axis is S)
             ax.imshow(images[index, :, :, middle].T, cmap="gray", vmin=-1, vmax=1, origin="lower")
             if masks[index, :, :, middle].any():
                 ax.contour(masks[index, :, :, middle].T, levels=[0.5], colors="red", linewidths=0.6)

@@ -26,7 +26,7 @@ from shared.errors import FedsynthError
 from shared.privacy import Mechanism, compose_epsilon, default_delta, noise_for_epsilon
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
-from site_agent.generator.backend import StepReport, TrainingPlan
+from site_agent.generator.backend import GeneratorError, StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
 from site_agent.generator.registry import new_backend
 from site_agent.generator.review import write_review
@@ -52,7 +52,7 @@ class TrainedRun:
     patients: int
     privacy: PrivacySpend
     generator: GeneratorInfo
-    cube: int
+    box: tuple[int, int, int]
     spacing_mm: float
     classes: tuple[str, ...]
     finished_at: str
@@ -72,11 +72,16 @@ class TrainedRun:
     @classmethod
     def read(cls, folder: Path) -> TrainedRun:
         data = json.loads((folder / RUN_CARD).read_text())
+        if "box" not in data:
+            raise GeneratorError(
+                f"run {folder.name} was trained on the first design's cube crop, which left some lesions "
+                "outside; ingest the site's DICOM again into a new store and train a new run"
+            )
         privacy = data.pop("privacy")
         privacy["epsilon"] = math.inf if privacy["epsilon"] == "inf" else privacy["epsilon"]
         generator = GeneratorInfo(**data.pop("generator"))
         return cls(
-            **{**data, "classes": tuple(data["classes"])},
+            **{**data, "classes": tuple(data["classes"]), "box": tuple(data["box"])},
             privacy=PrivacySpend(**privacy),
             generator=generator,
         )
@@ -189,7 +194,7 @@ def train_generator(
             max_grad_norm=run.max_grad_norm,
         ),
         generator=GeneratorInfo(backend=backend.name, version=backend.version, weights_sha256=weights_sha),
-        cube=settings.preprocessing.cube,
+        box=settings.preprocessing.box,
         spacing_mm=settings.preprocessing.spacing_mm,
         classes=settings.classes,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -65,7 +65,7 @@ def load_training_set(store: CaseStore, classes: tuple[str, ...], *, minimum: in
     shapes = {v.shape for v in volumes}
     if len(shapes) != 1:
         raise GeneratorError(
-            "store cases have different cube sizes (site.toml [preprocessing] changed since they were "
+            "store cases have different box sizes (site.toml [preprocessing] changed since they were "
             "ingested); ingest them again"
         )
     return TrainingSet(

@@ -165,9 +165,9 @@ def _ingest_study(
 
     mask = _load_mask(label_row.mask, volume, warnings) if label_row and label_row.mask else None
     try:
-        cube = preprocess(volume.hu, volume.affine, mask, settings.preprocessing)
+        cropped = preprocess(volume.hu, volume.affine, mask, settings.preprocessing)
     except PreprocessingError as exc:
-        refuse(series, SeriesRejected("preprocessing", str(exc)))
+        refuse(series, SeriesRejected(exc.check, str(exc)))
         return None
     low, high = volume.hu_range
     record = store.add(
@@ -178,8 +178,8 @@ def _ingest_study(
             label=label,
             split=split,
             file="",
-            has_mask=cube.mask is not None,
-            shape=cast(tuple[int, int, int], tuple(cube.image.shape)),
+            has_mask=cropped.mask is not None,
+            shape=cast(tuple[int, int, int], tuple(cropped.image.shape)),
             spacing_mm=settings.preprocessing.spacing_mm,
             source_spacing_mm=volume.spacing,
             source_slices=volume.hu.shape[2],
@@ -188,8 +188,8 @@ def _ingest_study(
             created_at="",
             patient=patient,
         ),
-        cube.image,
-        cube.mask,
+        cropped.image,
+        cropped.mask,
     )
     return _accepted(record, "new" if latest is None else "new-version", warnings)
 

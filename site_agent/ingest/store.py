@@ -3,7 +3,7 @@
     store/
       .site-secret          the pseudonym key (never leaves the site)
       index.sqlite          one row per case version: label, split, shapes, fingerprint
-      cases/<case>.v<N>.npz the preprocessed cube (and mask), written atomically
+      cases/<case>.v<N>.npz the preprocessed box (and mask), written atomically
 
 A case file is written to a temporary name, flushed to disk and renamed; only then is its index
 row committed. A run killed at any point leaves every earlier case and version exactly as it was
@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS cases (
 """
 
 
+# Version 2: cases are cropped to the box that holds the whole mediastinum (DESIGN.md,
+# Preprocessing). Version 1 (SQLite's user_version 0) stores held the first design's 128 mm cubes.
+STORE_VERSION = 2
+
+
 class StoreError(FedsynthError):
     """The case store is missing, unreadable or asked for a case it does not hold."""
 
@@ -89,10 +94,32 @@ class CaseStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._check_version()
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}
         if "patient" not in columns:  # a store from before patients were recorded
             self._db.execute("ALTER TABLE cases ADD COLUMN patient TEXT")
         self._remove_orphans()
+
+    def _check_version(self) -> None:
+        """Refuse a store of the first design's cubes, untouched; stamp a new (empty) one."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version == STORE_VERSION:
+            return
+        held = int(self._db.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+        if version > STORE_VERSION or held:
+            self._db.close()
+            if version > STORE_VERSION:
+                raise StoreError(
+                    f"the case store at {self.root} is version {version}, newer than this site agent "
+                    f"(version {STORE_VERSION}); upgrade fedsynth"
+                )
+            raise StoreError(
+                f"the case store at {self.root} holds {held} case(s) cropped by an earlier fedsynth to a "
+                "128 mm cube, which leaves some lesions outside the volume; they cannot be used. Nothing "
+                f"was changed. Move it aside and ingest the DICOM again: `mv {self.root} {self.root}.v1 "
+                "&& site-agent ingest DICOM_DIR --labels labels.csv --config site.toml`"
+            )
+        self._db.execute(f"PRAGMA user_version = {STORE_VERSION}")
 
     def close(self) -> None:
         self._db.close()

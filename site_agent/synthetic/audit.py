@@ -1,8 +1,8 @@
-"""The memorisation audit: does any synthetic cube sit closer to a training patient than a fresh
+"""The memorisation audit: does any synthetic volume sit closer to a training patient than a fresh
 patient does?
 
-Feature space: each cube is average-pooled to voxels of about 8 mm and compared by root-mean-square
-difference. Pooling drops the voxel noise (which would make every pair of cubes almost equally far
+Feature space: each volume is average-pooled to voxels of about 8 mm and compared by root-mean-square
+difference. Pooling drops the voxel noise (which would make every pair of volumes almost equally far
 apart) and keeps what a copied patient would carry over: body outline, organs and lesion where
 they lie. The space is fixed and data-independent: no network trained on the private data.
 
@@ -48,9 +48,9 @@ class AuditResult:
         return asdict(self)
 
 
-def features(cubes: NDArray[np.float32], spacing_mm: float) -> torch.Tensor:
+def features(volumes: NDArray[np.float32], spacing_mm: float) -> torch.Tensor:
     factor = max(1, round(FEATURE_MM / spacing_mm))
-    x = torch.as_tensor(cubes, dtype=torch.float32).unsqueeze(1)
+    x = torch.as_tensor(volumes, dtype=torch.float32).unsqueeze(1)
     pooled = torch.nn.functional.avg_pool3d(x, factor) if factor > 1 else x
     return pooled.flatten(1)
 

@@ -73,9 +73,9 @@ def sample_set(
 def _sample(settings: SiteSettings, out: Path, run: TrainedRun, *, per_class: int, seed: int) -> SampledSet:
     if per_class < 1:
         raise FedsynthError("--per-class must be at least 1")
-    if run.classes != settings.classes or run.cube != settings.preprocessing.cube:
+    if run.classes != settings.classes or run.box != settings.preprocessing.box:
         raise GeneratorError(
-            f"run {run.run_id} was trained for other classes or cube size than site.toml says"
+            f"run {run.run_id} was trained for other classes or box size than site.toml says"
         )
     backend = load_backend(
         run.generator.backend, settings.paths.models / run.run_id, choose_device(settings.compute.device)
@@ -83,7 +83,7 @@ def _sample(settings: SiteSettings, out: Path, run: TrainedRun, *, per_class: in
     labels = np.repeat(np.arange(len(run.classes), dtype=np.int64), per_class)
     samples = backend.sample(labels, seed=seed)
 
-    training, holdout = _real_cubes(settings)
+    training, holdout = _real_boxes(settings)
     result = audit(samples.images, training, holdout, spacing_mm=run.spacing_mm, rules=settings.audit)
 
     items = [
@@ -103,7 +103,7 @@ def _sample(settings: SiteSettings, out: Path, run: TrainedRun, *, per_class: in
         description=f"Synthetic mediastinal CT from site {settings.site_id}, round {run.round_id}",
         classes=run.classes,
         class_counts={name: per_class for name in run.classes},
-        volume_shape=(run.cube, run.cube, run.cube),
+        volume_shape=run.box,
         spacing_mm=(run.spacing_mm,) * 3,
         intensity=f"CT window [{lo:g}, {hi:g}] HU scaled to [-1, 1]",
         sites=(
@@ -179,16 +179,16 @@ def export_set(
     return SampledSet(out, sampled.run, sampled.audit, sampled.sums_sha256, sampled.samples)
 
 
-def _real_cubes(settings: SiteSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The training patients' cubes and the held-out patients' cubes, for the audit only."""
+def _real_boxes(settings: SiteSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The training patients' boxes and the held-out patients' boxes, for the audit only."""
     with CaseStore(settings.paths.store) as store:
         chosen = select_cases(store).chosen
         trained = {c.patient for c in chosen}
         holdout = [c for c in store.all_latest() if c.split == "holdout" and c.patient not in trained]
-        training_cubes = np.stack([store.load(c.case_id, c.version)[1] for c in chosen])
-        holdout_cubes = (
+        training_boxes = np.stack([store.load(c.case_id, c.version)[1] for c in chosen])
+        holdout_boxes = (
             np.stack([store.load(c.case_id, c.version)[1] for c in holdout])
             if holdout
-            else np.zeros((0, *training_cubes.shape[1:]), np.float32)
+            else np.zeros((0, *training_boxes.shape[1:]), np.float32)
         )
-    return training_cubes, holdout_cubes
+    return training_boxes, holdout_boxes

@@ -15,6 +15,7 @@ from coordinator.federation.rounds import RoundFolder
 from coordinator.service.database import Database
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api
 from tests.federation.conftest import Federation
 from tests.federation.test_round import launch
@@ -115,8 +116,8 @@ def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds
             "round_id": "r1",
             "epsilon": 3.0,
             "per_class": 2,
-            "cube": 32,
-            "spacing_mm": 4.0,
+            "box": list(TEST_BOX),
+            "spacing_mm": TEST_SPACING_MM,
             "min_sites": 1,
         }
         launched = operator.post("/rounds", json=body)

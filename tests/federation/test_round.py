@@ -25,6 +25,7 @@ from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.federation.egress import read_egress, read_egress_message
 from site_agent.privacy.ledger import Ledger
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed
 from tests.federation.conftest import Federation, Hospital
 from tests.leak_checks import nearest_real_pair, site_secrets
@@ -48,10 +49,10 @@ def launch(fed: Federation, round_id: str, *args: str) -> subprocess.CompletedPr
         str(EPSILON),
         "--per-class",
         str(PER_CLASS),
-        "--cube",
-        "32",
+        "--box",
+        ",".join(map(str, TEST_BOX)),
         "--spacing-mm",
-        "4",
+        str(TEST_SPACING_MM),
         *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -191,8 +192,8 @@ def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_res
             "epsilon": EPSILON,
             "per_class": PER_CLASS,
             "sites": ["site_a", "site_b"],
-            "cube": 32,
-            "spacing_mm": 4.0,
+            "box": list(TEST_BOX),
+            "spacing_mm": TEST_SPACING_MM,
             "min_sites": 2,
         }
         launched = operator.post("/rounds", json=body)

@@ -4,6 +4,7 @@ import pytest
 
 from shared.schemas import (
     DatasetCard,
+    Figure,
     GeneratorInfo,
     ManifestItem,
     PrivacySpend,
@@ -125,12 +126,17 @@ def test_metrics_reply_confusion_must_match_classes_and_case_count() -> None:
         site_id="s",
         model_sha256=SHA,
         cases=4,
-        accuracy=0.75,
-        balanced_accuracy=0.5,
+        accuracy=Figure(value=0.75, ci95_low=0.25, ci95_high=1.0, cases=4),
+        balanced_accuracy=Figure(cases=4, note="only 4 held-out cases; 10 needed"),
+        macro_auc=Figure(cases=4, note="only 4 held-out cases; 10 needed"),
         per_class={},
         confusion=confusion,
     )
     assert SiteMetricsReply.parse(reply.to_json()) == reply
+    assert reply.accuracy.text() == "0.75 [0.25, 1.00] n=4"
+    assert reply.macro_auc.text() == "n/a: only 4 held-out cases; 10 needed (n=4)"  # never 0.00
+    with pytest.raises(SchemaError, match="version 1 is not supported"):
+        SiteMetricsReply.parse(reply.to_dict() | {"schema_id": "fedsynth.site_metrics/1"})
     with pytest.raises(SchemaError, match="add up"):
         SiteMetricsReply.parse(reply.to_dict() | {"cases": 5})
     with pytest.raises(SchemaError, match="6x6"):

@@ -1,4 +1,4 @@
-"""A small trained site, built once per session: phantom DICOM, ingested at 32^3, one DP generator."""
+"""A small trained site, built once per session: phantom DICOM, ingested at test size, one DP generator."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from site_agent.config import SiteSettings, load_site_settings
 from site_agent.generator.training_run import TrainedRun, train_generator
 from site_agent.ingest.pipeline import ingest
 from site_agent.site_toml import write_site_toml
-from tests.conftest import TEST_MATRIX, TEST_SLICE_MM
+from tests.conftest import TEST_MATRIX, TEST_PREPROCESSING, TEST_SLICE_MM
 
 # A tiny generator: the tests check accounting, files and privacy, not image quality.
 TINY = {
-    "cube = 64": "cube = 32",
-    "spacing_mm = 2.0": "spacing_mm = 4.0",
+    **TEST_PREPROCESSING,
     "width = 16": "width = 4",
     "latent_dim = 64": "latent_dim = 8",
     "batch_size = 8": "batch_size = 4",

@@ -60,13 +60,13 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
 
 def test_errors_name_the_field_and_the_file(tmp_path: Path) -> None:
     path = write_site_toml(tmp_path, "a")
-    path.write_text(path.read_text().replace("cube = 64", "cube = 3\ncubes = 4"))
+    path.write_text(path.read_text().replace("box = [96, 96, 128]", "box = [96, 96, 100]\nboxes = 4"))
     with pytest.raises(ConfigError) as err:
         load_site_settings(path)
     message = str(err.value)
     assert str(path) in message
-    assert "preprocessing.cube = 3 (from site.toml)" in message
-    assert "preprocessing.cubes: unknown setting" in message
+    assert "preprocessing.box = [96, 96, 100] (from site.toml)" in message and "multiple of 8" in message
+    assert "preprocessing.boxes: unknown setting" in message
 
 
 def test_environment_overrides_the_file_and_is_named_when_wrong(tmp_path: Path, monkeypatch) -> None:

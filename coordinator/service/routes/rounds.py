@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from coordinator.federation.errors import RoundError
@@ -22,6 +22,7 @@ from coordinator.service.deps import (
 )
 from coordinator.service.models import Round
 from coordinator.service.tokens import audit
+from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas.common import Identifier
 
 router = APIRouter(prefix="/rounds", tags=["rounds"], responses=error_responses(401, 403, 404, 409, 503))
@@ -36,12 +37,19 @@ class RoundCreate(BaseModel):
     per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class from each site")
     sites: list[Identifier] | None = Field(None, description="default: every registered site")
     round_id: Identifier | None = Field(None, description="default: round-<UTC time>")
-    cube: int = Field(64, ge=16, le=256, description="volume edge in voxels; must match the sites")
-    spacing_mm: float = Field(2.0, gt=0, le=20, description="voxel size; must match the sites")
+    box: tuple[int, int, int] = Field(
+        GPU_BOX, description="box around the mediastinum, x y z voxels (multiples of 8); must match the sites"
+    )
+    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=20, description="voxel size; must match the sites")
     min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
     timeout_s: float | None = Field(
         None, gt=0, le=7 * 24 * 3600, description="default: [federation] round_timeout_s"
     )
+
+    @field_validator("box")
+    @classmethod
+    def _box_fits_the_networks(cls, box: tuple[int, int, int]) -> tuple[int, int, int]:
+        return check_box(box)
 
 
 class RoundPublic(BaseModel):

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from shared.crop_box import box_text
 from site_agent.generator.backend import (
     Checkpointer,
     GeneratorError,
@@ -41,12 +42,12 @@ CARD = "generator.json"
 
 class DPGan3D:
     name: ClassVar[str] = "dpgan3d"
-    version: ClassVar[str] = "dpgan3d-1"
+    version: ClassVar[str] = "dpgan3d-2"  # 2: any box (x, y, z), no longer only cubes
 
     def __init__(
         self,
         *,
-        cube: int,
+        box: tuple[int, int, int],
         classes: tuple[str, ...],
         latent_dim: int,
         width: int,
@@ -54,9 +55,9 @@ class DPGan3D:
         grad_sample_mode: GradSampleMode,
         device: torch.device,
     ) -> None:
-        self.cube, self.classes, self.latent_dim, self.width = cube, classes, latent_dim, width
+        self.box, self.classes, self.latent_dim, self.width = box, classes, latent_dim, width
         self.learning_rate, self.grad_sample_mode, self.device = learning_rate, grad_sample_mode, device
-        self.generator = Generator(cube=cube, classes=len(classes), latent_dim=latent_dim, width=width).to(
+        self.generator = Generator(box=box, classes=len(classes), latent_dim=latent_dim, width=width).to(
             device
         )
 
@@ -65,16 +66,17 @@ class DPGan3D:
     def train(
         self, data: TrainingSet, plan: TrainingPlan, *, checkpoints: Checkpointer, on_step: StepCallback
     ) -> int:
-        if data.volumes.shape[1:] != (2, self.cube, self.cube, self.cube):
+        if data.volumes.shape[1:] != (2, *self.box):
             raise GeneratorError(
-                f"training cubes are {tuple(data.volumes.shape[2:])}, generator is {self.cube}^3"
+                f"training boxes are {box_text(tuple(data.volumes.shape[2:]))}, "  # type: ignore[arg-type]
+                f"the generator makes {box_text(self.box)}"
             )
         torch.manual_seed(plan.seed)
         volumes, labels = data.volumes.to(self.device), data.labels.to(self.device)
         n, fakes = len(data), plan.batch_size
         sample_rate = plan.mechanism.sample_rate if plan.mechanism else min(1.0, plan.batch_size / n)
 
-        disc_net = Discriminator(cube=self.cube, classes=len(self.classes), width=self.width).to(self.device)
+        disc_net = Discriminator(box=self.box, classes=len(self.classes), width=self.width).to(self.device)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.learning_rate, betas=(0.5, 0.999))
         opt_d_plain = torch.optim.Adam(disc_net.parameters(), lr=self.learning_rate, betas=(0.5, 0.999))
         private: PrivateModule | None = None
@@ -113,7 +115,7 @@ class DPGan3D:
 
         bce = nn.functional.binary_cross_entropy_with_logits
         for step in range(start, plan.steps):
-            # Discriminator: one Poisson batch of real patients plus `fakes` generated cubes.
+            # Discriminator: one Poisson batch of real patients plus `fakes` generated boxes.
             chosen = (torch.rand(n, generator=draws) < sample_rate).nonzero().squeeze(1).to(self.device)
             fake_labels = torch.randint(0, len(self.classes), (fakes,), generator=draws).to(self.device)
             z = torch.randn(fakes, self.latent_dim, generator=draws).to(self.device)
@@ -192,7 +194,7 @@ class DPGan3D:
         return {
             "backend": self.name,
             "version": self.version,
-            "cube": self.cube,
+            "box": list(self.box),
             "classes": list(self.classes),
             "latent_dim": self.latent_dim,
             "width": self.width,
@@ -220,7 +222,7 @@ class DPGan3D:
             if hashlib.sha256(weights.read_bytes()).hexdigest() != card["weights_sha256"]:
                 raise GeneratorError(f"generator weights in {folder} do not match their card's sha256")
             backend = cls(
-                cube=card["cube"],
+                box=tuple(card["box"]),
                 classes=tuple(card["classes"]),
                 latent_dim=card["latent_dim"],
                 width=card["width"],

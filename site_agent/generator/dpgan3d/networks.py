@@ -1,6 +1,6 @@
 """Generator and discriminator of the DP 3D GAN, from MONAI convolution blocks.
 
-Both produce or read two channels: the CT cube (window scaled to [-1, 1]) and its lesion mask
+Both produce or read two channels: the CT box (window scaled to [-1, 1]) and its lesion mask
 (mapped to [-1, 1] too, so the discriminator cannot tell real from fake by the mask's value range).
 
 The discriminator is the only network that sees real data, so it alone is trained with DP-SGD:
@@ -22,11 +22,18 @@ CHANNELS = 2  # image, mask
 ACT = ("leakyrelu", {"negative_slope": 0.2})
 
 
-def _levels(cube: int) -> int:
-    levels = int(math.log2(cube // 4))
-    if cube < 16 or 4 * 2**levels != cube:
-        raise ValueError(f"cube must be a power of two of at least 16 voxels, not {cube}")
-    return levels
+def _levels(box: tuple[int, int, int]) -> tuple[int, tuple[int, int, int]]:
+    """How many times the box halves down to a base grid of at least 4 voxels a side, and that grid.
+
+    The base need not be cubic: a 48x48x64 box has 3 levels over a 6x6x8 base.
+    """
+    levels = 0
+    while all(n % 2 ** (levels + 1) == 0 and n // 2 ** (levels + 1) >= 4 for n in box):
+        levels += 1
+    if levels < 2:
+        raise ValueError(f"box {list(box)} must halve at least twice to a grid of 4 voxels or more a side")
+    base = (box[0] >> levels, box[1] >> levels, box[2] >> levels)
+    return levels, base
 
 
 def _groups(channels: int) -> int:
@@ -47,13 +54,13 @@ def _block(in_ch: int, out_ch: int, *, strides: int = 1) -> Convolution:
 
 
 class Generator(nn.Module):
-    def __init__(self, *, cube: int, classes: int, latent_dim: int, width: int) -> None:
+    def __init__(self, *, box: tuple[int, int, int], classes: int, latent_dim: int, width: int) -> None:
         super().__init__()
-        levels = _levels(cube)
+        levels, self.grid = _levels(box)
         self.latent_dim = latent_dim
         self.base = width * 2**levels
         self.embed = nn.Embedding(classes, latent_dim)
-        self.project = nn.Linear(2 * latent_dim, self.base * 4**3)
+        self.project = nn.Linear(2 * latent_dim, self.base * math.prod(self.grid))
         blocks: list[nn.Module] = []
         channels = self.base
         for _ in range(levels):
@@ -64,21 +71,21 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.project(torch.cat([z, self.embed(labels)], dim=1))
-        h = nn.functional.leaky_relu(h.view(-1, self.base, 4, 4, 4), 0.2)
+        h = nn.functional.leaky_relu(h.view(-1, self.base, *self.grid), 0.2)
         return torch.tanh(self.head(self.body(h)))
 
 
 class Discriminator(nn.Module):
-    def __init__(self, *, cube: int, classes: int, width: int) -> None:
+    def __init__(self, *, box: tuple[int, int, int], classes: int, width: int) -> None:
         super().__init__()
-        levels = _levels(cube)
+        levels, grid = _levels(box)
         blocks: list[nn.Module] = [_block(CHANNELS, width)]
         channels = width
         for _ in range(levels):
             blocks.append(_block(channels, channels * 2, strides=2))
             channels *= 2
         self.body = nn.Sequential(*blocks)
-        features = channels * 4**3
+        features = channels * math.prod(grid)
         self.score = nn.Linear(features, 1)
         self.embed = nn.Embedding(classes, features)
 

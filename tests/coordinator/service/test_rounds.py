@@ -16,6 +16,7 @@ from coordinator.federation.launch import plan_round
 from coordinator.federation.rounds import RoundFolder
 from coordinator.service.database import Database
 from shared.federation.processes import free_port
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api
 
 
@@ -33,7 +34,15 @@ def test_rounds_nothing_runs_any_more_end_failed_or_cancelled_never_stuck(tmp_pa
     settings = load_coordinator_settings(config)
     # A launch that died after writing its plan, an hour ago, and one that died just now.
     for round_id in ("stale", "fresh"):
-        plan_round(settings, config, epsilon=2.0, per_class=1, round_id=round_id, cube=32, spacing_mm=4.0)
+        plan_round(
+            settings,
+            config,
+            epsilon=2.0,
+            per_class=1,
+            round_id=round_id,
+            box=TEST_BOX,
+            spacing_mm=TEST_SPACING_MM,
+        )
     stale = RoundFolder.of(settings, "stale")
     report = json.loads(stale.report_path.read_text())
     report["updated_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -58,7 +67,14 @@ def test_rounds_nothing_runs_any_more_end_failed_or_cancelled_never_stuck(tmp_pa
         assert api.post("/rounds/nosuch/cancel").status_code == 404
 
         refused = api.post(
-            "/rounds", json={"round_id": "r1", "epsilon": 2.0, "per_class": 1, "cube": 32, "spacing_mm": 4.0}
+            "/rounds",
+            json={
+                "round_id": "r1",
+                "epsilon": 2.0,
+                "per_class": 1,
+                "box": list(TEST_BOX),
+                "spacing_mm": TEST_SPACING_MM,
+            },
         )
         assert refused.status_code == 503 and "Is the SuperLink running" in refused.json()["detail"]
         failed = api.get("/rounds/r1").json()

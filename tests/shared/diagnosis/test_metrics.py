@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.diagnosis.metrics import auc, balanced_accuracy, bootstrap, confusion, dice, macro_auc, roc_curve
+from shared.diagnosis.metrics import (
+    auc,
+    balanced_accuracy,
+    bootstrap,
+    confusion,
+    dice,
+    estimate,
+    macro_auc,
+    roc_curve,
+)
 
 
 def test_auc_is_the_probability_a_positive_outranks_a_negative() -> None:
@@ -48,3 +57,16 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_cases() 
         return estimate.high - estimate.low
 
     assert width(400) < width(40)
+
+
+def test_estimate_gives_an_interval_with_enough_cases_and_a_reason_without() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 40).astype(bool)
+    scores = truth + rng.normal(0, 0.8, 40)
+    enough = estimate(lambda i: auc(scores[i], truth[i]), 40, cases=40, minimum=10, what="cases")
+    assert enough.value is not None and enough.low is not None and enough.high is not None
+    assert enough.low < enough.value < enough.high and enough.cases == 40 and enough.note is None
+    few = estimate(lambda i: auc(scores[i], truth[i]), 4, cases=4, minimum=10, what="held-out cases")
+    assert few.value is None and few.low is None and few.note == "only 4 held-out cases; 10 needed"
+    single = estimate(lambda i: auc(scores[i], np.ones(len(i), bool)), 40, cases=40, minimum=10, what="cases")
+    assert single.value is None and single.note == "not defined on these 40 cases"  # no negatives at all

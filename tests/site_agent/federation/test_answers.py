@@ -11,6 +11,7 @@ from shared.federation.messages import evaluate_request, read_reply, synthesize_
 from shared.schemas import EvaluateRequest, RoundRequest
 from site_agent.federation.answers import answer_evaluate, answer_synthesize
 from site_agent.privacy.ledger import Ledger
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.site_agent.conftest import TrainedSite
 
 
@@ -19,8 +20,8 @@ def _request(**changes: object) -> RecordDict:
         "round_id": "r7",
         "epsilon": 2.0,
         "per_class": 1,
-        "volume_shape": (32, 32, 32),
-        "spacing_mm": (4.0, 4.0, 4.0),
+        "volume_shape": TEST_BOX,
+        "spacing_mm": (TEST_SPACING_MM,) * 3,
         **changes,
     }
     return synthesize_request(RoundRequest(**fields))  # type: ignore[arg-type]

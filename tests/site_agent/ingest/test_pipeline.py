@@ -14,6 +14,7 @@ from site_agent.config import load_site_settings
 from site_agent.ingest.labels import LabelsError
 from site_agent.ingest.pipeline import ingest
 from site_agent.ingest.store import CaseStore
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 
 EXPECTED_REFUSALS = {
     "defect_missing_slice": "missing-slice",
@@ -32,7 +33,9 @@ def test_good_studies_are_stored_and_each_defect_refused_for_its_own_reason(
     labels = {r["label"] for r in read_labels(phantom_site.out)}
     stored = [c for c in report.accepted if c.label is not None]
     assert {c.label for c in stored} == labels and len(stored) == 6
-    assert all(c.status == "new" and c.shape == (32, 32, 32) and c.spacing_mm == 4.0 for c in report.accepted)
+    assert all(
+        c.status == "new" and c.shape == TEST_BOX and c.spacing_mm == TEST_SPACING_MM for c in report.accepted
+    )
     assert all(c.has_mask for c in stored)  # masks joined through labels.csv
     # The two-series study is kept, from its soft-tissue series; the lung-kernel series is skipped.
     unlabelled = [c for c in report.accepted if c.label is None]
@@ -45,7 +48,7 @@ def test_good_studies_are_stored_and_each_defect_refused_for_its_own_reason(
     with CaseStore(settings.paths.store) as store:
         for case in report.accepted:
             _, image, mask = store.load(case.case_id)
-            assert image.shape == (32, 32, 32) and image.dtype == np.float32
+            assert image.shape == TEST_BOX and image.dtype == np.float32
             assert image.min() >= -1.0 and image.max() <= 1.0
             assert (mask is not None) == case.has_mask
 

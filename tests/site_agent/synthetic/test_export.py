@@ -19,6 +19,7 @@ from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
 from site_agent.synthetic.audit import audit
 from site_agent.synthetic.export import ExportRefused, export_set
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.leak_checks import nearest_real_pair, site_secrets
 from tests.site_agent.conftest import TrainedSite
 
@@ -36,7 +37,7 @@ def test_an_export_has_the_layout_a_card_that_states_the_spend_and_a_ledger_entr
     assert contribution.privacy == trained_site.run.privacy
     assert contribution.generator == trained_site.run.generator
     assert card.class_counts == {name: 2 for name in settings.classes}
-    assert card.volume_shape == (32, 32, 32) and card.spacing_mm == (4.0, 4.0, 4.0)
+    assert card.volume_shape == TEST_BOX and card.spacing_mm == (TEST_SPACING_MM,) * 3
     datalist = json.loads((out / "dataset.json").read_text())["training"]
     assert len(datalist) == 12 and {d["site"] for d in datalist} == {"site-t"}
     local = [p for p in settings.paths.exports.iterdir() if p.is_dir()]
@@ -99,9 +100,9 @@ def test_the_audit_blocks_near_copies_and_passes_fresh_patients(trained_site: Tr
     settings = trained_site.settings
     with CaseStore(settings.paths.store) as store:
         cases = [c for c in store.all_latest() if c.label is not None]
-        cubes = {c.case_id: store.load(c.case_id)[1] for c in cases}
-    training = np.stack([cubes[c.case_id] for c in cases if c.split == "train"])
-    holdout = np.stack([cubes[c.case_id] for c in cases if c.split == "holdout"])
+        boxes = {c.case_id: store.load(c.case_id)[1] for c in cases}
+    training = np.stack([boxes[c.case_id] for c in cases if c.split == "train"])
+    holdout = np.stack([boxes[c.case_id] for c in cases if c.split == "holdout"])
     rules = SiteAudit()
     rng = np.random.default_rng(0)
     copies = training[:6] + rng.normal(0, 0.01, training[:6].shape).astype(np.float32)

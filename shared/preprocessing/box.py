@@ -1,10 +1,12 @@
 """DESIGN.md's preprocessing as a MONAI `Compose` of small named steps.
 
 HU volume -> RAS orientation -> the mediastinum found on a coarse copy -> the region around it
-cut out -> resampled to the site's spacing -> the exact cube centred on the mediastinum -> the
-window scaled to [-1, 1]. The mask, when there is one, follows the image
-through the same geometry with nearest-neighbour interpolation. An error names the step it came
-from.
+cut out -> resampled to the site's spacing -> the exact box centred on the mediastinum -> the
+window scaled to [-1, 1]. The box (x, y, z voxels, RAS) is sized to hold the whole mediastinum
+and the paravertebral gutters, thoracic inlet to diaphragm: a cube of 128 mm, the first design,
+left a third of pericardial cysts and a sixth of paravertebral tumours entirely outside. The mask,
+when there is one, follows the image through the same geometry with nearest-neighbour
+interpolation. An error names the step it came from.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, MapTransform, Orientationd, ScaleIntensityRanged, Spacingd
 from numpy.typing import NDArray
 
+from shared.crop_box import Box, box_mm, box_text
 from shared.errors import FedsynthError
-from shared.preprocessing.mediastinum import MediastinumNotFound, locate
+from shared.preprocessing.mediastinum import IncompleteChest, MediastinumNotFound, locate
 
 IMAGE, MASK = "image", "mask"
 AIR_HU = -1024.0
@@ -28,11 +31,11 @@ LOCATE_SPACING_MM = 4.0
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # axcodes read as nibabel does: "R" means towards the right
 
 
-class CubeSpec(Protocol):
-    """The cube a site trains on: a site's `[preprocessing]` settings, or a phantom dataset's request."""
+class BoxSpec(Protocol):
+    """The box a site trains on: a site's `[preprocessing]` settings, or a phantom dataset's request."""
 
     @property
-    def cube(self) -> int: ...
+    def box(self) -> Box: ...
     @property
     def spacing_mm(self) -> float: ...
     @property
@@ -40,14 +43,18 @@ class CubeSpec(Protocol):
 
 
 class PreprocessingError(FedsynthError):
-    """A preprocessing step failed; the message names the step."""
+    """A preprocessing step failed; the message names the step, `check` the ingestion check."""
+
+    def __init__(self, message: str, *, check: str = "preprocessing") -> None:
+        super().__init__(message)
+        self.check = check
 
 
 @dataclass
 class Preprocessed:
-    image: NDArray[np.float32]  # cube, values in [-1, 1]
+    image: NDArray[np.float32]  # the box, values in [-1, 1]
     mask: NDArray[np.uint8] | None
-    affine: NDArray[np.float64]  # of the cube, RAS
+    affine: NDArray[np.float64]  # of the box, RAS
     centre_ras: tuple[float, float, float]  # where the crop is centred, in scanner RAS millimetres
 
 
@@ -88,9 +95,9 @@ class FindMediastinumd(MapTransform):
 
 
 class CutAroundd(MapTransform):
-    """Keep only a box of `half_mm` (plus a margin) around the centre, in the source grid."""
+    """Keep only `half_mm` (per axis, plus a margin) around the centre, in the source grid."""
 
-    def __init__(self, keys: tuple[str, ...], half_mm: float) -> None:
+    def __init__(self, keys: tuple[str, ...], half_mm: tuple[float, float, float]) -> None:
         super().__init__(keys, allow_missing_keys=True)
         self.half_mm = half_mm
 
@@ -100,7 +107,7 @@ class CutAroundd(MapTransform):
             tensor: MetaTensor = d[key]
             affine = tensor.affine.numpy().astype(np.float64)
             centre = _voxel_of(affine, d["centre_ras"])
-            reach = self.half_mm / _spacing(affine) + 2  # two voxels more for the interpolation
+            reach = np.asarray(self.half_mm) / _spacing(affine) + 2  # two voxels more for the interpolation
             shape = tensor.shape[1:]
             lo = [int(max(0, np.floor(c - r))) for c, r in zip(centre, reach, strict=True)]
             hi = [int(min(n, np.ceil(c + r) + 1)) for c, r, n in zip(centre, reach, shape, strict=True)]
@@ -111,10 +118,10 @@ class CutAroundd(MapTransform):
         return d
 
 
-class CropCubed(MapTransform):
-    """The exact cube of `size` voxels centred on the mediastinum; outside the scan is air."""
+class CropBoxd(MapTransform):
+    """The exact box of `size` voxels centred on the mediastinum; outside the scan is air."""
 
-    def __init__(self, keys: tuple[str, ...], size: int) -> None:
+    def __init__(self, keys: tuple[str, ...], size: Box) -> None:
         super().__init__(keys, allow_missing_keys=True)
         self.size = size
 
@@ -123,18 +130,19 @@ class CropCubed(MapTransform):
         for key in self.key_iterator(d):
             tensor: MetaTensor = d[key]
             affine = tensor.affine.numpy().astype(np.float64)
-            start = [round(c) - self.size // 2 for c in _voxel_of(affine, d["centre_ras"])]
+            centre = _voxel_of(affine, d["centre_ras"])
+            start = [round(c) - n // 2 for c, n in zip(centre, self.size, strict=True)]
             fill = AIR_HU if key == IMAGE else 0.0
-            cube = _crop_with_fill(tensor[0].numpy(), start, self.size, fill)
-            d[key] = _tensor(cube, _shifted(affine, start))
+            box = _crop_with_fill(tensor[0].numpy(), start, self.size, fill)
+            d[key] = _tensor(box, _shifted(affine, start))
         return d
 
 
-def _crop_with_fill(volume: NDArray[Any], start: list[int], size: int, fill: float) -> NDArray[Any]:
-    out = np.full((size, size, size), fill, dtype=volume.dtype)
+def _crop_with_fill(volume: NDArray[Any], start: list[int], size: Box, fill: float) -> NDArray[Any]:
+    out = np.full(size, fill, dtype=volume.dtype)
     src, dst = [], []
     for axis, first in enumerate(start):
-        lo, hi = max(first, 0), min(first + size, volume.shape[axis])
+        lo, hi = max(first, 0), min(first + size[axis], volume.shape[axis])
         if lo >= hi:
             return out
         src.append(slice(lo, hi))
@@ -143,16 +151,18 @@ def _crop_with_fill(volume: NDArray[Any], start: list[int], size: int, fill: flo
     return out
 
 
-def build_steps(settings: CubeSpec) -> list[tuple[str, MapTransform]]:
+def build_steps(settings: BoxSpec) -> list[tuple[str, MapTransform]]:
     """The named steps, in order."""
     spacing = settings.spacing_mm
     low, high = settings.window_hu
     keys = (IMAGE, MASK)
-    half_mm = settings.cube * spacing / 2.0
+    x_mm, y_mm, z_mm = box_mm(settings.box, settings.spacing_mm)
+    half_mm = (x_mm / 2.0, y_mm / 2.0, z_mm / 2.0)
+    shape = box_text(settings.box)
     return [
         ("orient to RAS", Orientationd(keys=keys, axcodes="RAS", labels=RAS_LABELS, allow_missing_keys=True)),
         ("find the mediastinum", FindMediastinumd()),
-        # Resampling only what the cube can contain is what makes a 512 x 512 series cheap.
+        # Resampling only what the box can contain is what makes a 512 x 512 series cheap.
         ("cut out the region around it", CutAroundd(keys, half_mm)),
         (
             f"resample to {spacing:g} mm",
@@ -164,7 +174,7 @@ def build_steps(settings: CubeSpec) -> list[tuple[str, MapTransform]]:
                 allow_missing_keys=True,
             ),
         ),
-        (f"crop the {settings.cube}^3 cube", CropCubed(keys, settings.cube)),
+        (f"crop the {shape} box", CropBoxd(keys, settings.box)),
         (
             f"window [{low:g}, {high:g}] HU to [-1, 1]",
             ScaleIntensityRanged(keys=IMAGE, a_min=low, a_max=high, b_min=-1.0, b_max=1.0, clip=True),
@@ -172,7 +182,7 @@ def build_steps(settings: CubeSpec) -> list[tuple[str, MapTransform]]:
     ]
 
 
-def build_pipeline(settings: CubeSpec) -> tuple[Compose, list[str]]:
+def build_pipeline(settings: BoxSpec) -> tuple[Compose, list[str]]:
     """The steps as one MONAI `Compose` (usable with MONAI's own tools), with their names."""
     steps = build_steps(settings)
     return Compose([step for _, step in steps]), [name for name, _ in steps]
@@ -182,7 +192,7 @@ def preprocess(
     hu: NDArray[np.float32],
     affine: NDArray[np.float64],
     mask: NDArray[np.uint8] | None,
-    settings: CubeSpec,
+    settings: BoxSpec,
 ) -> Preprocessed:
     data: dict[Hashable, Any] = {IMAGE: _tensor(hu, affine)}
     if mask is not None:
@@ -193,7 +203,8 @@ def preprocess(
         try:
             data = step(data)
         except FedsynthError as exc:
-            raise PreprocessingError(f"preprocessing step '{name}': {exc}") from None
+            check = "incomplete-chest" if isinstance(exc, IncompleteChest) else "preprocessing"
+            raise PreprocessingError(f"preprocessing step '{name}': {exc}", check=check) from None
         except Exception as exc:
             raise PreprocessingError(
                 f"preprocessing step '{name}' failed: {type(exc).__name__}: {exc}"
