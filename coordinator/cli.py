@@ -14,6 +14,7 @@ from coordinator.cli_service import serve, tokens_app
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from shared.cli_support import console, friendly_errors, root_options
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
 
 app = typer.Typer(
     name="coordinator",
@@ -79,6 +80,12 @@ def demo(
         ),
     ] = 24,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the phantom patients.")] = 0,
+    box: Annotated[
+        str, typer.Option("--box", help="The box every site crops, x,y,z voxels (multiples of 8).")
+    ] = box_text(CPU_BOX).replace("x", ","),
+    spacing_mm: Annotated[
+        float, typer.Option("--spacing-mm", help="The sites' voxel size.")
+    ] = CPU_SPACING_MM,
 ) -> None:
     """Run a whole federation on phantom data on this machine: phantom hospitals with their site
     agents, a SuperLink and one SuperNode per hospital (TLS and site keys on), and one full round.
@@ -89,7 +96,10 @@ def demo(
     """
     from coordinator.demo import DemoOptions, run_demo
 
-    run_demo(DemoOptions(out=out, sites=sites, cases=cases, seed=seed), console)
+    options = DemoOptions(
+        out=out, sites=sites, cases=cases, seed=seed, box=parse_box(box), spacing_mm=spacing_mm
+    )
+    run_demo(options, console)
 
 
 app.add_typer(model_app)

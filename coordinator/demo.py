@@ -45,13 +45,8 @@ DEMO_SLICE_MM = "5"
 ROUND_ID = "demo-round-1"
 NOT_YET = ("the benchmarks of synthetic against real training and of privacy attacks (issue 8)",)
 
-# The CPU demo size of DESIGN.md, given to the site agents the way an operator would: by variable.
 # A narrow generator keeps a CPU demo site's DP training to seconds.
-DEMO_ENVIRONMENT = {
-    "FEDSYNTH_PREPROCESSING__BOX": json.dumps(list(CPU_BOX)),
-    "FEDSYNTH_PREPROCESSING__SPACING_MM": str(CPU_SPACING_MM),
-    "FEDSYNTH_GENERATOR__WIDTH": "8",
-}
+DEMO_GENERATOR = {"FEDSYNTH_GENERATOR__WIDTH": "8"}
 DEMO_EPSILON = 8.0
 DEMO_PER_CLASS = 4
 DEMO_COORDINATOR = {"diagnosis_epochs": "30", "diagnosis_patience": "8", "round_timeout_s": "900.0"}
@@ -67,6 +62,17 @@ class DemoOptions:
     sites: int = 3
     cases: int = 24
     seed: int = 0
+    box: tuple[int, int, int] = CPU_BOX  # DESIGN.md's CPU size; the tests run it smaller
+    spacing_mm: float = CPU_SPACING_MM
+
+    @property
+    def site_environment(self) -> dict[str, str]:
+        """The demo's size, given to the site agents the way an operator would: by variable."""
+        return {
+            "FEDSYNTH_PREPROCESSING__BOX": json.dumps(list(self.box)),
+            "FEDSYNTH_PREPROCESSING__SPACING_MM": str(self.spacing_mm),
+            **DEMO_GENERATOR,
+        }
 
 
 def prepare_folder(out: Path) -> None:
@@ -82,10 +88,10 @@ def prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("Made by `coordinator demo`; re-running the demo replaces this folder.\n")
 
 
-def site_agent(*args: str) -> subprocess.CompletedProcess[str]:
+def site_agent(options: DemoOptions, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the site agent CLI as its own process, as a hospital would."""
     command = [sys.executable, "-m", "site_agent", *args]
-    environment = {**os.environ, **DEMO_ENVIRONMENT}
+    environment = {**os.environ, **options.site_environment}
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if result.returncode != 0:
         raise DemoError(
@@ -119,7 +125,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 for name in sites:
                     home = out / "sites" / name
                     federation.register(name, home / "certs" / "site.pub")
-                    federation.join(name, home / "site.toml", env=DEMO_ENVIRONMENT, wait=False)
+                    federation.join(name, home / "site.toml", env=options.site_environment, wait=False)
                 federation.wait_online(sites)
             console.print(f"SuperLink and {len(sites)} SuperNodes running on loopback, TLS and site keys on.")
             with console.status("starting the coordinator service (`coordinator serve`)"):
@@ -130,8 +136,8 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 "round_id": ROUND_ID,
                 "epsilon": DEMO_EPSILON,
                 "per_class": DEMO_PER_CLASS,
-                "box": list(CPU_BOX),
-                "spacing_mm": CPU_SPACING_MM,
+                "box": list(options.box),
+                "spacing_mm": options.spacing_mm,
                 "min_sites": min(2, len(sites)),
             }
             fed = settings.federation
@@ -199,7 +205,7 @@ def _hospitals(out: Path, sites: list[str], options: DemoOptions, console: Conso
         home = out / "sites" / name
         dicom = home / "phantom-dicom"
         with console.status(f"site {name}: setting up the site agent and writing phantom patients"):
-            site_agent("init", str(home), "--site-id", name)
+            site_agent(options, "init", str(home), "--site-id", name)
             args = [
                 "phantom",
                 str(dicom),
@@ -218,10 +224,11 @@ def _hospitals(out: Path, sites: list[str], options: DemoOptions, console: Conso
             ]
             if n == 0:
                 args.append("--defects")
-            site_agent(*args)
+            site_agent(options, *args)
         with console.status(f"site {name}: ingesting its DICOM into the private case store"):
             report_path = home / "logs" / "demo-ingest.json"
             site_agent(
+                options,
                 "ingest",
                 str(dicom),
                 "--config",

@@ -69,32 +69,33 @@ def evaluate_on_holdout(
     def figure(statistic: Statistic, cases: int, minimum: int, what: str) -> Figure:
         return _figure(estimate(statistic, n, cases=cases, minimum=minimum, what=what))
 
-    per_class = {}
-    for k, name in enumerate(settings.classes):
+    def for_class(k: int, name: str) -> ClassMetrics:
         positive = int((truth == k).sum())
-        both = min(positive, n - positive)  # an AUC needs cases of the class and of the others
-        per_class[name] = ClassMetrics(
+
+        def class_auc(i: NDArray[np.int64]) -> float | None:
+            return auc(probabilities[i, k], truth[i] == k)
+
+        def sensitivity(i: NDArray[np.int64]) -> float | None:
+            return _rate(predicted[i][truth[i] == k] == k)
+
+        def specificity(i: NDArray[np.int64]) -> float | None:
+            return _rate(predicted[i][truth[i] != k] != k)
+
+        return ClassMetrics(
             cases=positive,
+            # An AUC needs cases of the class and of the others: the smaller side counts.
             auc=figure(
-                lambda i, k=k: auc(probabilities[i, k], truth[i] == k),
-                both,
+                class_auc,
+                min(positive, n - positive),
                 MIN_CLASS_CASES,
-                f"cases on the smaller side of {name} against the rest",
+                f"cases on the smaller side of {name}",
             ),
-            sensitivity=figure(
-                lambda i, k=k: _rate(predicted[i][truth[i] == k] == k),
-                positive,
-                MIN_CLASS_CASES,
-                f"{name} cases",
-            ),
-            specificity=figure(
-                lambda i, k=k: _rate(predicted[i][truth[i] != k] != k),
-                n - positive,
-                MIN_CLASS_CASES,
-                f"cases other than {name}",
-            ),
+            sensitivity=figure(sensitivity, positive, MIN_CLASS_CASES, f"{name} cases"),
+            specificity=figure(specificity, n - positive, MIN_CLASS_CASES, f"cases other than {name}"),
             dice=_class_dice(masks, truth, k, name) if masks is not None else None,
         )
+
+    per_class = {name: for_class(k, name) for k, name in enumerate(settings.classes)}
     return SiteMetricsReply(
         round_id=round_id,
         site_id=settings.site_id,

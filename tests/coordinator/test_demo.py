@@ -13,6 +13,7 @@ from pathlib import Path
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.config import load_site_settings
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 
 
 # The demo's own code path with fewer DP epochs per site (the noise is calibrated to the same
@@ -46,7 +47,9 @@ def _processes_mentioning(text: str) -> list[str]:
 
 def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = coordinator("demo", "--out", str(out), "--sites", "2", "--cases", "12")
+    # At the suite's test size; `scripts/demo` runs the CPU box (48x48x64 at 4 mm).
+    size = ["--box", ",".join(map(str, TEST_BOX)), "--spacing-mm", str(TEST_SPACING_MM)]
+    result = coordinator("demo", "--out", str(out), "--sites", "2", "--cases", "12", *size)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report" / "round.json").read_text())
     assert report["state"] == "completed" and set(report["sites"]) == {"site_a", "site_b"}
