@@ -48,7 +48,7 @@ SCALES = {
     "ci": Scale(
         name="ci",
         site=SiteScale(
-            train_per_class=10,
+            train_per_class=12,
             test_per_class=4,
             box=CPU_BOX,
             spacing_mm=CPU_SPACING_MM,
@@ -60,8 +60,8 @@ SCALES = {
         ),
         external_per_class=10,
         synthetic_per_class=10,
-        diagnosis_epochs=20,
-        diagnosis_patience=6,
+        diagnosis_epochs=40,
+        diagnosis_patience=12,
         jobs=2,
         segment_all=False,
     ),

@@ -104,6 +104,17 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.array(sorted(train)), np.array(sorted(validation))
 
 
+def lesion_weights(targets: np.ndarray, lesions: int) -> torch.Tensor:
+    """Loss weights of background and each lesion class: small lesions (a 2 cm nerve-sheath tumour
+    holds a sixth of the voxels of a teratoma) weigh more, by the square root of how much rarer
+    their voxels are than the average lesion class's; background keeps weight 1."""
+    counts = np.bincount(targets.ravel(), minlength=1 + lesions)[1:].astype(np.float64)
+    present = counts > 0
+    weights = np.ones(1 + lesions)
+    weights[1:][present] = np.sqrt(counts[present].mean() / counts[present])
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
 def train_model(
     dataset_dir: Path, out: Path, options: TrainOptions, progress: Callable[[EpochReport], None] | None = None
 ) -> DiagnosticModel:
@@ -133,8 +144,11 @@ def train_model(
     optimizer = torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs)
     # Dice over the whole batch: most cases hold one lesion class, so per-case Dice of the others
-    # would be undefined.
-    ce, dice_ce = nn.CrossEntropyLoss(), DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    # would be undefined. Weighting the lesion classes raised the pooled phantom model's best
+    # validation macro AUC by epoch 23 from 0.73 to 0.77 (one seed each, --scale ci data).
+    loss_weight = lesion_weights(targets[train_idx], len(lesions))
+    ce = nn.CrossEntropyLoss()
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, weight=loss_weight).to(device)
     augment = _augment(options.seed + 1000 * world.rank)  # each process its own augmentations
     counts = np.bincount(data.labels[train_idx], minlength=len(classes))
     weights = torch.as_tensor(1.0 / counts[data.labels[train_idx]], dtype=torch.float64)

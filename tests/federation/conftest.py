@@ -1,7 +1,7 @@
 """Real federations on loopback: a SuperLink and site agents as processes, TLS and authentication on.
 
-Phantom hospitals are written and ingested once per session; every test works on copies, so each
-starts with an empty privacy ledger.
+Phantom hospitals are written and ingested once per session, when a test first needs them; every
+test works on copies, so each starts with an empty privacy ledger.
 """
 
 from __future__ import annotations
@@ -44,29 +44,39 @@ class Hospital:
         return self.settings.federation.private_key.with_suffix(".pub")
 
 
-@pytest.fixture(scope="session")
-def hospitals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Hospital]:
-    root = tmp_path_factory.mktemp("hospitals")
-    made = {}
-    for n, (site_id, profile) in enumerate(SITES.items()):
-        dicom = root / f"{site_id}-dicom"
+class PhantomHospitals(dict[str, Hospital]):
+    """The phantom hospitals, each written and ingested the first time a test asks for it, so a
+    worker that runs only two-site tests builds two."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, site_id: str) -> Hospital:
+        n = list(SITES).index(site_id)
+        dicom = self.root / f"{site_id}-dicom"
         write_phantom(
             PhantomRequest(
                 out=dicom,
                 cases=CASES,
-                profile=profile,
+                profile=SITES[site_id],
                 seed=40 + n,
                 matrix=TEST_MATRIX,
                 slice_mm=TEST_SLICE_MM,
                 balanced=True,
             )
         )
-        config = tiny_site(root / site_id, site_id)
+        config = tiny_site(self.root / site_id, site_id)
         settings = load_site_settings(config)
         generate_site_key(settings.federation.private_key)
         ingest(settings, dicom, labels_csv=dicom / "labels.csv")
-        made[site_id] = Hospital(site_id, config, dicom)
-    return made
+        self[site_id] = hospital = Hospital(site_id, config, dicom)
+        return hospital
+
+
+@pytest.fixture(scope="session")
+def hospitals(tmp_path_factory: pytest.TempPathFactory) -> PhantomHospitals:
+    return PhantomHospitals(tmp_path_factory.mktemp("hospitals"))
 
 
 class Federation:

@@ -170,7 +170,9 @@ def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_res
     database = Database.open(fed.settings)
     tokens = make_tokens(database)
     with running_api(fed.settings, fed.config, database) as url:
-        operator = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"})
+        operator = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"}, timeout=60.0
+        )
         site_a = {"Authorization": f"Bearer {tokens['site']}"}  # a site token for site_a
         assert operator.get("/rounds/r1").json()["model_sha256"] == first.model_sha256
         sites = {s["site_id"]: s for s in operator.get("/sites").json()}

@@ -51,7 +51,10 @@ def test_rounds_nothing_runs_any_more_end_failed_or_cancelled_never_stuck(tmp_pa
     database = Database.open(settings)
     tokens = make_tokens(database)
     headers = {"Authorization": f"Bearer {tokens['operator']}"}
-    with running_api(settings, config, database) as url, httpx.Client(base_url=url, headers=headers) as api:
+    with (
+        running_api(settings, config, database) as url,
+        httpx.Client(base_url=url, headers=headers, timeout=60) as api,
+    ):
         # Reconciled before the first request: the stale launch is failed, with the reason.
         shown = api.get("/rounds/stale").json()
         assert shown["state"] == "failed"
