@@ -26,6 +26,7 @@ from typing import Any
 from bench.phantom_sites import Say, SiteScale, build_site, copy_site, site_settings
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM, GPU_BOX, GPU_SPACING_MM
 from shared.phantom.profiles import TRAINING_PROFILES
+from shared.privacy import decode_epsilon, encode_epsilon
 
 EPSILONS: tuple[float, ...] = (1.0, 4.0, 8.0, math.inf)
 EXTERNAL = "external"
@@ -202,7 +203,7 @@ def _train_one(base: str, target: str, epsilon: float, scale_name: str) -> str:
     record = {
         "profile": Path(base).name,
         "epsilon_asked": eps_name(epsilon),
-        "epsilon_spent": eps_name(run.privacy.epsilon),
+        "epsilon_spent": encode_epsilon(run.privacy.epsilon),
         "delta": run.privacy.delta,
         "noise_multiplier": run.privacy.noise_multiplier,
         "steps": run.privacy.steps,
@@ -229,7 +230,7 @@ def read_release(work: Path, profile: str, epsilon: float) -> Release:
         profile=profile,
         epsilon_asked=epsilon,
         home=home,
-        epsilon_spent=math.inf if data["epsilon_spent"] == "inf" else float(data["epsilon_spent"]),
+        epsilon_spent=decode_epsilon(data["epsilon_spent"]),
         delta=data["delta"],
         noise_multiplier=data["noise_multiplier"],
         steps=data["steps"],

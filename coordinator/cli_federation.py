@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
+from coordinator.federation.round_order import RoundOrder, described
 from shared.cli_support import console, err_console, friendly_errors
-from shared.crop_box import GPU_BOX, GPU_SPACING_MM, box_text, parse_box
+from shared.crop_box import parse_box
+from shared.errors import FedsynthError
 from shared.settings import resolve_config_path
 
 ConfigOption = Annotated[
@@ -132,29 +135,17 @@ def sites_list(config: ConfigOption = None) -> None:
 @rounds_app.command("launch")
 @friendly_errors
 def rounds_launch(
-    epsilon: Annotated[
-        float, typer.Option("--epsilon", help="Epsilon each site is asked to spend (it may refuse).")
-    ],
-    per_class: Annotated[
-        int, typer.Option("--per-class", min=1, help="Synthetic samples per class from each site.")
-    ],
+    epsilon: Annotated[float, typer.Option("--epsilon", help=described("epsilon"))],
+    per_class: Annotated[int, typer.Option("--per-class", min=1, help=described("per_class"))],
     sites: Annotated[
         str | None, typer.Option("--sites", help="Comma-separated site ids. Default: every registered site.")
     ] = None,
-    round_id: Annotated[str | None, typer.Option("--round-id", help="Default: round-<UTC time>.")] = None,
-    box: Annotated[
-        str, typer.Option("--box", help="The box, x,y,z voxels (multiples of 8); must match the sites.")
-    ] = box_text(GPU_BOX).replace("x", ","),
-    spacing_mm: Annotated[
-        float, typer.Option("--spacing-mm", help="Voxel size; must match the sites.")
-    ] = GPU_SPACING_MM,
-    min_sites: Annotated[
-        int | None, typer.Option("--min-sites", min=1, help="Default: [federation] min_sites.")
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", help="Seconds to wait for sets. Default: [federation] round_timeout_s."),
-    ] = None,
+    round_id: Annotated[str | None, typer.Option("--round-id", help=described("round_id"))] = None,
+    box: Annotated[str | None, typer.Option("--box", help=described("box"))] = None,
+    spacing_mm: Annotated[float | None, typer.Option("--spacing-mm", help=described("spacing_mm"))] = None,
+    delta: Annotated[float | None, typer.Option("--delta", help=described("delta"))] = None,
+    min_sites: Annotated[int | None, typer.Option("--min-sites", min=1, help=described("min_sites"))] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help=described("timeout_s"))] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the round to its end.")] = True,
     config: ConfigOption = None,
 ) -> None:
@@ -165,18 +156,19 @@ def rounds_launch(
 
     path = _config_path(config)
     settings = load_coordinator_settings(path)
-    folder = launch_round(
-        settings,
-        path,
-        epsilon=epsilon,
-        per_class=per_class,
-        sites=[s.strip() for s in sites.split(",") if s.strip()] if sites else None,
-        round_id=round_id,
-        box=parse_box(box),
-        spacing_mm=spacing_mm,
-        min_sites=min_sites,
-        timeout_s=timeout,
-    )
+    given = {
+        "epsilon": epsilon,
+        "per_class": per_class,
+        "sites": [s.strip() for s in sites.split(",") if s.strip()] if sites else None,
+        "round_id": round_id,
+        "box": parse_box(box) if box else None,
+        "spacing_mm": spacing_mm,
+        "delta": delta,
+        "min_sites": min_sites,
+        "timeout_s": timeout,
+    }
+    order = _round_order({k: v for k, v in given.items() if v is not None})
+    folder = launch_round(settings, path, order)
     run_id = folder.read_report().flower_run_id
     console.print(f"Round {folder.folder.name} started as Flower run {run_id}; report: {folder.report_path}")
     if not wait:
@@ -187,6 +179,16 @@ def rounds_launch(
     console.print(report.message, highlight=False)
     if report.state != "completed":
         raise typer.Exit(1)
+
+
+def _round_order(given: dict[str, object]) -> RoundOrder:
+    try:
+        return RoundOrder.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "options"
+        option = "--timeout" if field == "timeout_s" else "--" + field.replace("_", "-")
+        raise FedsynthError(f"{option}: {first['msg']}") from None
 
 
 @rounds_app.command("cancel")

@@ -163,14 +163,15 @@ def budget(
 
 
 def _print_budget(settings: SiteSettings, *, detailed: bool = False) -> None:
-    from site_agent.privacy.budget import current_spend, ledger_of
+    from site_agent.privacy.budget import current_spend
+    from site_agent.privacy.ledger import Ledger
 
     spend = current_spend(settings)
     if detailed:
         table = Table(title=f"Privacy ledger of site {settings.site_id} ({settings.paths.ledger})")
         for column in ("run", "round", "state", "epsilon", "noise", "sample rate", "steps", "releases"):
             table.add_column(column, overflow="fold")
-        for run in ledger_of(settings).runs().values():
+        for run in Ledger(settings.paths.ledger).runs().values():
             epsilon = run.epsilon if run.epsilon is not None else run.planned_epsilon
             table.add_row(
                 run.run_id,
@@ -180,7 +181,7 @@ def _print_budget(settings: SiteSettings, *, detailed: bool = False) -> None:
                 f"{run.noise_multiplier:.3f}" if run.private else "none",
                 f"{run.sample_rate:.3f}",
                 str(run.charged_steps),
-                str(sum(1 for e in run.releases if e["event"] == "release")),
+                str(len(run.releases)),
             )
         console.print(table)
     console.print(

@@ -14,15 +14,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError, RoundError
 from coordinator.federation.flower_app import write_app
 from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
+from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, RoundState
 from coordinator.federation.sites import list_sites
-from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas import RoundRequest
 
 FOLLOW_POLL_S = 1.0
@@ -35,20 +34,13 @@ UNREACHABLE_LIMIT_S = 60.0
 def plan_round(
     settings: CoordinatorSettings,
     config_file: Path,
+    order: RoundOrder,
     *,
-    epsilon: float,
-    per_class: int,
-    sites: list[str] | None = None,
-    round_id: str | None = None,
-    box: tuple[int, int, int] = GPU_BOX,
-    spacing_mm: float = GPU_SPACING_MM,
-    min_sites: int | None = None,
-    timeout_s: float | None = None,
     seed: int = 0,
     launched_by: str = "cli",
 ) -> RoundFolder:
     fed = settings.federation
-    round_id = round_id or "round-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    round_id = order.round_id or "round-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     folder = RoundFolder.of(settings, round_id)
     if folder.folder.exists():
         raise RoundError(f"round {round_id!r} already exists in {folder.folder}; choose another --round-id")
@@ -58,25 +50,26 @@ def plan_round(
         registered = list_sites(settings)
         if not registered:
             raise FederationError("no site is registered yet: add sites with `coordinator sites add`")
-        unknown = sorted(set(sites or ()) - set(registered))
+        unknown = sorted(set(order.sites or ()) - set(registered))
         if unknown:
             raise FederationError(
                 f"--sites: {', '.join(unknown)} not registered (known: {', '.join(registered)})"
             )
-        chosen = tuple(sites or sorted(registered))
-    wanted_min = min_sites if min_sites is not None else fed.min_sites
+        chosen = tuple(order.sites or sorted(registered))
+    wanted_min = order.min_sites if order.min_sites is not None else fed.min_sites
     if authenticated and wanted_min > len(chosen):
         raise FederationError(
             f"the round asks {len(chosen)} sites but needs {wanted_min} answers (--min-sites / min_sites)"
         )
-    synthesis_timeout = timeout_s if timeout_s is not None else fed.round_timeout_s
+    synthesis_timeout = order.timeout_s if order.timeout_s is not None else fed.round_timeout_s
     request = RoundRequest(
         round_id=round_id,
-        epsilon=epsilon,
-        per_class=per_class,
+        epsilon=order.epsilon,
+        delta=order.delta,
+        per_class=order.per_class,
         classes=settings.classes,
-        volume_shape=check_box(box),
-        spacing_mm=(spacing_mm, spacing_mm, spacing_mm),
+        volume_shape=order.box,
+        spacing_mm=(order.spacing_mm,) * 3,
         timeout_s=synthesis_timeout,
     )
     plan = RoundPlan(
@@ -98,10 +91,12 @@ def plan_round(
     return folder
 
 
-def launch_round(settings: CoordinatorSettings, config_file: Path, **plan: Any) -> RoundFolder:
+def launch_round(
+    settings: CoordinatorSettings, config_file: Path, order: RoundOrder, *, launched_by: str = "cli"
+) -> RoundFolder:
     """Plan a round and start its Flower run (what `rounds launch` and `POST /rounds` do). A run
     that cannot be started leaves the round failed with Flower's reason, and the error is raised."""
-    folder = plan_round(settings, config_file, **plan)
+    folder = plan_round(settings, config_file, order, launched_by=launched_by)
     try:
         start_run(settings, folder)
     except FederationError as exc:

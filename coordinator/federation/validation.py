@@ -2,7 +2,9 @@
 
 What is checked, against the round's request and the site's authenticated identity: the manifest's
 round, site, classes, shape and spacing; the privacy spend (finite, at most the epsilon asked, delta
-within bounds); array dtypes and shapes; image values finite and inside [-1, 1]; masks 0 or 1; the
+within bounds, and the claimed epsilon recomputed from the card's own mechanism with the shared
+accounting code, so a site cannot claim less than its noise, sample rate and steps cost); array
+dtypes and shapes; image values finite and inside [-1, 1]; masks 0 or 1; the
 number of samples of every class; and each volume's sha256 against the manifest.
 """
 
@@ -14,10 +16,14 @@ import numpy as np
 
 from shared.errors import FedsynthError
 from shared.federation.messages import SiteAnswer, array_sha256
+from shared.privacy import DPRun, PrivacyMathError
 from shared.schemas import RoundRequest, SyntheticSetManifest
 from shared.synthetic_set import SetItem
 
 EPSILON_SLACK = 1e-6  # calibration rounds below the asked epsilon; this only absorbs float noise
+# A claim may sit this far (relative) below the recomputation: RDP answers the same number on any
+# machine, PRV's numerical bound can move in its last digits between library versions.
+CLAIM_TOLERANCE = 1e-3
 
 
 class ReplyRejected(FedsynthError):
@@ -86,3 +92,13 @@ def _check_manifest(manifest: SyntheticSetManifest, request: RoundRequest, site_
         )
     if request.delta is not None and spend.delta > request.delta:
         raise ReplyRejected(f"the set's delta {spend.delta:g} is above the {request.delta:g} asked")
+    try:
+        recomputed = DPRun.of_spend(spend).planned_epsilon
+    except PrivacyMathError as exc:
+        raise ReplyRejected(f"site {site_id}'s privacy card cannot be recomputed: {exc}") from exc
+    if spend.epsilon < recomputed * (1 - CLAIM_TOLERANCE):
+        raise ReplyRejected(
+            f"site {site_id} claims epsilon {spend.epsilon:.3f}, but its card's mechanism (noise "
+            f"{spend.noise_multiplier:g}, sample rate {spend.sample_rate:g}, {spend.steps} steps, delta "
+            f"{spend.delta:g}, {spend.accountant}) costs epsilon {recomputed:.3f}"
+        )

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants import IAccountant, PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
 from shared.errors import FedsynthError
@@ -50,6 +50,15 @@ def default_delta(patients: int, ceiling: float = 1e-5) -> float:
     return min(ceiling, 1.0 / (10 * patients))
 
 
+def make_accountant(name: str) -> IAccountant:
+    """The one place an accountant is chosen: the ledger's composition and the training hook agree."""
+    if name == "rdp":
+        return RDPAccountant()
+    if name == "prv":
+        return PRVAccountant()
+    raise PrivacyMathError(f"unknown accountant {name!r}; use one of {list(ACCOUNTANTS)}")
+
+
 def _check(delta: float, accountant: str) -> None:
     if accountant not in ACCOUNTANTS:
         raise PrivacyMathError(f"unknown accountant {accountant!r}; use one of {list(ACCOUNTANTS)}")
@@ -63,7 +72,7 @@ def compose_epsilon(mechanisms: Iterable[Mechanism], *, delta: float, accountant
     history = [(m.noise_multiplier, m.sample_rate, m.steps) for m in mechanisms if m.steps > 0]
     if not history:
         return 0.0
-    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    acc = make_accountant(accountant)
     acc.history = history
     return float(acc.get_epsilon(delta=delta))
 

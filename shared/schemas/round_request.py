@@ -17,7 +17,10 @@ class RoundRequest(VersionedModel):
     round_id: Identifier
     epsilon: float = Field(gt=0, description="epsilon the site is asked to spend; the site may refuse")
     delta: float | None = Field(
-        default=None, gt=0, le=1e-5, description="None: the site picks min(1e-5, 1/(10 N))"
+        default=None,
+        gt=0,
+        le=1e-5,
+        description="the largest delta the site may use; None: the site's own min(ceiling, 1/(10 N))",
     )
     per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class")
     classes: tuple[str, ...] = DEFAULT_CLASSES

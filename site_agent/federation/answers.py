@@ -45,7 +45,8 @@ from site_agent.config import SiteSettings
 from site_agent.evaluation import EvaluationError, evaluate_on_holdout
 from site_agent.generator.backend import GeneratorError
 from site_agent.generator.training_run import TrainedRun, TrainingBlocked, train_generator
-from site_agent.privacy.budget import BudgetExceeded, current_spend, ledger_of
+from site_agent.privacy.budget import BudgetExceeded, current_spend
+from site_agent.privacy.ledger import Ledger
 from site_agent.synthetic.export import ExportRefused, release_set, released_copy
 
 log = logging.getLogger(__name__)
@@ -136,33 +137,28 @@ def synthesize(
     if folder is None:
         run = _finished_run(settings, request.round_id)
         if run is None:
-            run = train_generator(settings, epsilon=request.epsilon, round_id=request.round_id)
+            run = train_generator(
+                settings, epsilon=request.epsilon, round_id=request.round_id, delta_ceiling=request.delta
+            )
         seed = int(hashlib.sha256(request.round_id.encode()).hexdigest()[:8], 16)
         folder = release_set(settings, run, per_class=request.per_class, seed=seed).folder
     return _read_release(settings, request, folder)
 
 
 def _finished_run(settings: SiteSettings, round_id: str) -> TrainedRun | None:
-    runs = [
-        r for r in ledger_of(settings).runs().values() if r.round_id == round_id and r.state == "complete"
-    ]
-    if not runs:
-        return None
-    latest = max(runs, key=lambda r: (r.reserved_at, r.run_id))
-    return TrainedRun.read(settings.paths.models / latest.run_id)
+    latest = Ledger(settings.paths.ledger).latest_complete(round_id)
+    return None if latest is None else TrainedRun.read(settings.paths.models / latest.run_id)
 
 
 def _released_folder(settings: SiteSettings, round_id: str) -> Path | None:
-    for run in ledger_of(settings).runs().values():
-        if run.round_id != round_id:
-            continue
-        for event in run.releases:
-            if event["event"] == "release":
-                folder = released_copy(settings, run.run_id, event["set_sha256"])
-                if folder is None:
-                    raise Declined("internal", "this round's released set is missing from the site's exports")
-                return folder
-    return None
+    released = Ledger(settings.paths.ledger).release_of(round_id)
+    if released is None:
+        return None
+    run, release = released
+    folder = released_copy(settings, run.run_id, release.set_sha256)
+    if folder is None:
+        raise Declined("internal", "this round's released set is missing from the site's exports")
+    return folder
 
 
 def _read_release(

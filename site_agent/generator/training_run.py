@@ -1,7 +1,9 @@
 """`site-agent train`: plan a DP run, charge it to the ledger, train (or resume), record what ran.
 
-    plan     sample rate q = batch/N, steps = epochs/q, noise calibrated to the asked epsilon
-    reserve  the ledger checks the cap and charges the whole plan before the first step
+This module only orchestrates; every epsilon is `shared.privacy.DPRun`'s answer.
+
+    plan     DPRun.plan: delta, sample rate, steps, and the noise calibrated to the asked epsilon
+    reserve  the budget checks the cap and the ledger charges the whole plan before the first step
     train    the backend, checkpointing its state and the accountant's history together
     complete the accountant's own count of steps is checked against the plan and recorded
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from shared.devices import choose_device
 from shared.errors import FedsynthError
-from shared.privacy import Mechanism, compose_epsilon, default_delta, noise_for_epsilon
+from shared.privacy import DPRun, decode_epsilon, encode_epsilon
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
 from site_agent.generator.backend import GeneratorError, StepReport, TrainingPlan
@@ -32,8 +34,8 @@ from site_agent.generator.registry import new_backend
 from site_agent.generator.review import write_review
 from site_agent.generator.training_set import load_training_set
 from site_agent.ingest.store import CaseStore
-from site_agent.privacy.budget import PlannedRun, reserve
-from site_agent.privacy.ledger import Ledger, Run, encode_epsilon
+from site_agent.privacy.budget import reserve
+from site_agent.privacy.ledger import Ledger, Run
 
 RUN_CARD = "run.json"
 PROGRESS_SECONDS = 0.5
@@ -78,7 +80,7 @@ class TrainedRun:
                 "outside; ingest the site's DICOM again into a new store and train a new run"
             )
         privacy = data.pop("privacy")
-        privacy["epsilon"] = math.inf if privacy["epsilon"] == "inf" else privacy["epsilon"]
+        privacy["epsilon"] = decode_epsilon(privacy["epsilon"])
         generator = GeneratorInfo(**data.pop("generator"))
         return cls(
             **{**data, "classes": tuple(data["classes"]), "box": tuple(data["box"])},
@@ -96,56 +98,44 @@ def train_generator(
     epsilon: float,
     epochs: float | None = None,
     round_id: str = "local",
+    delta_ceiling: float | None = None,
     abandon: bool = False,
     progress: Progress | None = None,
 ) -> TrainedRun:
+    """Train one generator at `epsilon` (inf: without DP, benchmarks only). `delta_ceiling` lowers
+    the site's own delta ceiling for this run (a round may ask for a smaller delta, never a larger one)."""
     gen = settings.generator
     with CaseStore(settings.paths.store) as store:
         data = load_training_set(store, settings.classes)
-    n = len(data)
-    delta = default_delta(n, settings.privacy.delta)
-    sample_rate = min(1.0, gen.batch_size / n)
-    steps = math.ceil((epochs or gen.epochs) / sample_rate)
-    private = math.isfinite(epsilon)
-
+    ceiling = settings.privacy.delta if delta_ceiling is None else min(settings.privacy.delta, delta_ceiling)
+    fresh = DPRun.plan(
+        epsilon=epsilon,
+        patients=len(data),
+        batch_size=gen.batch_size,
+        epochs=epochs or gen.epochs,
+        delta_ceiling=ceiling,
+        accountant=settings.privacy.accountant,
+    )
     ledger = Ledger(settings.paths.ledger)
     run = _resumable(ledger, round_id=round_id, epsilon=epsilon, abandon=abandon)
     resumed = run is not None
     if run is None:
-        mechanism = None
-        if private:
-            sigma = noise_for_epsilon(
-                epsilon=epsilon,
-                delta=delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=settings.privacy.accountant,
-            )
-            mechanism = Mechanism(sigma, sample_rate, steps)
-        planned_epsilon = (
-            compose_epsilon([mechanism], delta=delta, accountant=settings.privacy.accountant)
-            if mechanism
-            else math.inf
-        )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         run = reserve(
             settings,
-            PlannedRun(
-                run_id=f"{round_id}-{stamp}",
-                round_id=round_id,
-                mechanism=mechanism,
-                max_grad_norm=gen.max_grad_norm,
-                delta=delta,
-                epsilon=planned_epsilon,
-            ),
+            run_id=f"{round_id}-{stamp}",
+            round_id=round_id,
+            plan=fresh,
+            max_grad_norm=gen.max_grad_norm,
         )
-    mechanism = run.mechanism() if run.private else None
+    # A resumed run trains exactly what was reserved, whatever the settings say now.
+    dp = run.plan if run.private else fresh
     plan = TrainingPlan(
-        mechanism=mechanism,
+        mechanism=dp.mechanism,
         max_grad_norm=run.max_grad_norm,
         batch_size=gen.batch_size,
-        steps=run.planned_steps if run.private else steps,
-        accountant=run.accountant,
+        steps=dp.steps,
+        accountant=dp.accountant,
         seed=int(hashlib.sha256(run.run_id.encode()).hexdigest()[:8], 16),
     )
 
@@ -161,38 +151,19 @@ def train_generator(
         if progress is None or (now - last_report[0] < PROGRESS_SECONDS and report.step < report.steps):
             return
         last_report[0] = now
-        spent = (
-            compose_epsilon(
-                [Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, report.steps_charged)],
-                delta=run.delta,
-                accountant=run.accountant,
-            )
-            if mechanism
-            else math.inf
-        )
-        progress(report, spent)
+        progress(report, dp.epsilon_after(report.steps_charged))
 
     charged = backend.train(data, plan, checkpoints=checkpoints, on_step=on_step)
-    if mechanism is not None and charged != plan.steps:
-        raise FedsynthError(f"the accountant recorded {charged} steps, the plan was {plan.steps}")
+    if dp.private and charged != dp.steps:
+        raise FedsynthError(f"the accountant recorded {charged} steps, the plan was {dp.steps}")
     weights_sha = backend.save(folder)
-    spend = (
-        compose_epsilon([mechanism], delta=run.delta, accountant=run.accountant) if mechanism else math.inf
-    )
+    privacy = dp.spend(max_grad_norm=run.max_grad_norm)
     write_review(backend, data=data, folder=folder / "review")
     result = TrainedRun(
         run_id=run.run_id,
         round_id=run.round_id,
-        patients=n,
-        privacy=PrivacySpend(
-            epsilon=spend,
-            delta=run.delta,
-            accountant=run.accountant if mechanism else "none",
-            noise_multiplier=run.noise_multiplier,
-            sample_rate=plan.mechanism.sample_rate if plan.mechanism else sample_rate,
-            steps=plan.steps,
-            max_grad_norm=run.max_grad_norm,
-        ),
+        patients=len(data),
+        privacy=privacy,
         generator=GeneratorInfo(backend=backend.name, version=backend.version, weights_sha256=weights_sha),
         box=settings.preprocessing.box,
         spacing_mm=settings.preprocessing.spacing_mm,
@@ -201,13 +172,7 @@ def train_generator(
         resumed=resumed,
     )
     result.write(folder)
-    with ledger.locked():
-        ledger.append(
-            "complete",
-            run_id=run.run_id,
-            steps=charged if mechanism else plan.steps,
-            epsilon=encode_epsilon(spend),
-        )
+    ledger.complete(run.run_id, steps=privacy.steps, epsilon=privacy.epsilon)
     checkpoints.remove()
     return result
 
@@ -218,9 +183,7 @@ def _resumable(ledger: Ledger, *, round_id: str, epsilon: float, abandon: bool) 
         return None
     run = unfinished[-1]
     if abandon:
-        with ledger.locked():
-            for r in unfinished:
-                ledger.append("abandon", run_id=r.run_id)
+        ledger.abandon(r.run_id for r in unfinished)
         return None
     same_epsilon = (
         run.private and math.isfinite(epsilon) and math.isclose(run.planned_epsilon, epsilon, rel_tol=0.02)

@@ -17,12 +17,11 @@ from typing import Any, Literal
 
 import torch
 from opacus import GradSampleModule
-from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 
 from shared.errors import FedsynthError
-from shared.privacy import Mechanism
+from shared.privacy import AccountantName, Mechanism, make_accountant
 
 # "hooks": Opacus' hand-written per-layer rules; "functorch": torch.func.vmap over every layer.
 GradSampleMode = Literal["hooks", "functorch"]
@@ -43,7 +42,7 @@ class PrivateModule:
         mechanism: Mechanism,
         max_grad_norm: float,
         expected_batch_size: int,
-        accountant: Literal["rdp", "prv"],
+        accountant: AccountantName,
         grad_sample_mode: GradSampleMode = "hooks",
     ) -> None:
         errors = ModuleValidator.validate(module, strict=False)
@@ -62,7 +61,7 @@ class PrivateModule:
             expected_batch_size=expected_batch_size,
             loss_reduction="mean",
         )
-        self.accountant = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+        self.accountant = make_accountant(accountant)
         self.optimizer.attach_step_hook(
             self.accountant.get_optimizer_hook_fn(sample_rate=mechanism.sample_rate)
         )

@@ -9,6 +9,9 @@ Opacus' second layer: it records history and answers epsilon; it never touches a
     {"event": "release",  "run_id": ..., "round_id": ..., "samples": ..., "set_sha256": ...}
     {"event": "refuse",   "run_id": ..., "round_id": ..., "reason": ...}
 
+Nothing outside this module writes an event: callers use `reserve`, `complete`, `abandon`,
+`release` and `refuse`, each of which takes the lock itself, and read typed records back.
+
 A run is charged in full when it is reserved, before its first step: whatever happens next (a
 crash, a kill, an abandoned run) the budget never forgets it. A resumed run reuses its reservation,
 so nothing is charged twice. The site's total is the composition of every run's mechanism through
@@ -27,7 +30,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,8 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.errors import FedsynthError
-from shared.privacy import Mechanism, compose_epsilon
-from shared.privacy.accounting import AccountantName
+from shared.privacy import AccountantName, DPRun, Mechanism, compose_epsilon, decode_epsilon, encode_epsilon
 
 EventKind = Literal["reserve", "complete", "abandon", "release", "refuse"]
 EVENTS: tuple[str, ...] = ("reserve", "complete", "abandon", "release", "refuse")
@@ -44,6 +46,25 @@ EVENTS: tuple[str, ...] = ("reserve", "complete", "abandon", "release", "refuse"
 
 class LedgerError(FedsynthError):
     """The ledger is damaged or an event contradicts it (an unknown run, a run completed twice)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """A synthetic set that left (or may leave) the site, recorded before it was handed out."""
+
+    round_id: str
+    samples: int
+    set_sha256: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ExportRefusal:
+    """A set the memorisation audit kept on site."""
+
+    round_id: str
+    reason: str
+    at: str
 
 
 @dataclass
@@ -63,11 +84,17 @@ class Run:
     steps: int | None = None  # set when complete
     epsilon: float | None = None  # set when complete
     state: Literal["running", "complete", "abandoned"] = "running"
-    releases: list[dict[str, Any]] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
+    refusals: list[ExportRefusal] = field(default_factory=list)
 
     @property
     def private(self) -> bool:
         return self.noise_multiplier > 0
+
+    @property
+    def plan(self) -> DPRun:
+        """The run as it was reserved: a resumed run trains exactly this."""
+        return DPRun(self.noise_multiplier, self.sample_rate, self.planned_steps, self.delta, self.accountant)
 
     @property
     def charged_steps(self) -> int:
@@ -83,14 +110,77 @@ def _checksum(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+Admit = Callable[[dict[str, Run]], None]  # raises to refuse a reservation, given every run so far
+
+
 class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    # --- the vocabulary: each method takes the lock, checks against what is recorded, appends ---
+
+    def reserve(
+        self, *, run_id: str, round_id: str, plan: DPRun, max_grad_norm: float, admit: Admit | None = None
+    ) -> Run:
+        """Charge a whole planned run before its first step. `admit` (the budget's cap check) runs
+        under the same lock, so two processes can never both fit under the cap."""
+        with self._locked():
+            runs = self.runs()
+            if run_id in runs:
+                raise LedgerError(f"run {run_id} is already in the ledger")
+            if admit is not None:
+                admit(runs)
+            self._append(
+                "reserve",
+                run_id=run_id,
+                round_id=round_id,
+                accountant=plan.accountant,
+                noise_multiplier=plan.noise_multiplier,
+                sample_rate=plan.sample_rate,
+                steps=plan.steps,
+                max_grad_norm=max_grad_norm,
+                delta=plan.delta,
+                epsilon=encode_epsilon(plan.planned_epsilon),
+            )
+            return self.runs()[run_id]
+
+    def complete(self, run_id: str, *, steps: int, epsilon: float) -> None:
+        with self._locked():
+            self._running(run_id)
+            self._append("complete", run_id=run_id, steps=steps, epsilon=encode_epsilon(epsilon))
+
+    def abandon(self, run_ids: Iterable[str]) -> None:
+        """Give runs up; what they reserved stays charged."""
+        with self._locked():
+            for run_id in run_ids:
+                self._running(run_id)
+                self._append("abandon", run_id=run_id)
+
+    def release(self, run_id: str, *, round_id: str, samples: int, set_sha256: str) -> None:
+        with self._locked():
+            self._known(run_id)
+            self._append("release", run_id=run_id, round_id=round_id, samples=samples, set_sha256=set_sha256)
+
+    def refuse(self, run_id: str, *, round_id: str, reason: str) -> None:
+        with self._locked():
+            self._known(run_id)
+            self._append("refuse", run_id=run_id, round_id=round_id, reason=reason)
+
+    def _known(self, run_id: str) -> Run:
+        run = self.runs().get(run_id)
+        if run is None:
+            raise LedgerError(f"run {run_id} was never reserved in {self.path}")
+        return run
+
+    def _running(self, run_id: str) -> None:
+        run = self._known(run_id)
+        if run.state != "running":
+            raise LedgerError(f"run {run_id} is {run.state} already")
+
     # --- writing -----------------------------------------------------------------------------
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def _locked(self) -> Iterator[None]:
         """Exclusive use of the ledger across processes (CLI, SuperNode) for a read-check-write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(f".{self.path.name}.lock")
@@ -102,10 +192,8 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def append(self, event: EventKind, **fields: Any) -> dict[str, Any]:
-        """Append one event durably. Call inside `locked()` when the event depends on a check."""
-        if event not in EVENTS:
-            raise LedgerError(f"unknown ledger event {event!r}")
+    def _append(self, event: EventKind, **fields: Any) -> None:
+        """Append one event durably; only the vocabulary above calls this, under the lock."""
         body = {"event": event, "at": datetime.now(UTC).isoformat(timespec="seconds"), **fields}
         line = json.dumps({**body, "crc": _checksum(body)}, sort_keys=True, allow_nan=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +211,6 @@ class Ledger:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        return body
 
     @staticmethod
     def _cut_torn_tail(fd: int) -> None:
@@ -180,7 +267,7 @@ class Ledger:
                     planned_steps=e["steps"],
                     max_grad_norm=e["max_grad_norm"],
                     delta=e["delta"],
-                    planned_epsilon=_number(e["epsilon"]),
+                    planned_epsilon=decode_epsilon(e["epsilon"]),
                     reserved_at=e["at"],
                 )
                 continue
@@ -188,24 +275,30 @@ class Ledger:
             if run is None:
                 raise LedgerError(f"ledger event {kind!r} names run {e['run_id']}, which was never reserved")
             if kind == "complete":
-                run.state, run.steps, run.epsilon = "complete", e["steps"], _number(e["epsilon"])
+                run.state, run.steps, run.epsilon = "complete", e["steps"], decode_epsilon(e["epsilon"])
             elif kind == "abandon":
                 run.state = "abandoned"
+            elif kind == "release":
+                run.releases.append(Release(e["round_id"], e["samples"], e["set_sha256"], e["at"]))
             else:
-                run.releases.append(e)
+                run.refusals.append(ExportRefusal(e["round_id"], e["reason"], e["at"]))
         return runs
 
     def unfinished(self) -> list[Run]:
         return [r for r in self.runs().values() if r.state == "running"]
 
+    def latest_complete(self, round_id: str) -> Run | None:
+        """The round's most recently reserved run that finished training, if any."""
+        done = [r for r in self.runs().values() if r.round_id == round_id and r.state == "complete"]
+        return max(done, key=lambda r: (r.reserved_at, r.run_id)) if done else None
 
-def _number(value: Any) -> float:
-    # JSON has no infinity; non-private runs store epsilon as the string "inf".
-    return math.inf if value == "inf" else float(value)
-
-
-def encode_epsilon(epsilon: float) -> float | str:
-    return "inf" if math.isinf(epsilon) else epsilon
+    def release_of(self, round_id: str) -> tuple[Run, Release] | None:
+        """The set released for round `round_id` (a round releases at most once), with its run."""
+        for run in self.runs().values():
+            for release in run.releases:
+                if release.round_id == round_id:
+                    return run, release
+        return None
 
 
 @dataclass(frozen=True)
@@ -228,9 +321,7 @@ class Spend:
 def total_spend(runs: dict[str, Run], *, delta: float, accountant: AccountantName, cap: float) -> Spend:
     private = [r.mechanism() for r in runs.values() if r.private]
     epsilon = compose_epsilon(private, delta=delta, accountant=accountant)
-    non_private_releases = sum(
-        1 for r in runs.values() if not r.private for e in r.releases if e["event"] == "release"
-    )
+    non_private_releases = sum(len(r.releases) for r in runs.values() if not r.private)
     if non_private_releases:
         epsilon = math.inf  # a set from a model without DP left the site: no guarantee remains
     return Spend(
@@ -239,6 +330,6 @@ def total_spend(runs: dict[str, Run], *, delta: float, accountant: AccountantNam
         accountant=accountant,
         cap=cap,
         runs=len(runs),
-        releases=sum(1 for r in runs.values() for e in r.releases if e["event"] == "release"),
+        releases=sum(len(r.releases) for r in runs.values()),
         non_private_releases=non_private_releases,
     )

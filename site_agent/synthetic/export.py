@@ -139,21 +139,13 @@ def release_set(settings: SiteSettings, run: TrainedRun, *, per_class: int, seed
     if not sampled.audit.passed:
         review = local.with_name(f"{local.name}.refused")
         local.rename(review)
-        with ledger.locked():
-            ledger.append("refuse", run_id=run.run_id, round_id=run.round_id, reason="memorisation audit")
+        ledger.refuse(run.run_id, round_id=run.round_id, reason="memorisation audit")
         raise ExportRefused(
             f"export refused by the memorisation audit: {sampled.audit.reason}. Nothing left the site; "
             f"the set is kept for your review in {review}."
         )
     # Recorded before anything is handed out: a crash after this line over-counts, never under-counts.
-    with ledger.locked():
-        ledger.append(
-            "release",
-            run_id=run.run_id,
-            round_id=run.round_id,
-            samples=sampled.samples,
-            set_sha256=sampled.sums_sha256,
-        )
+    ledger.release(run.run_id, round_id=run.round_id, samples=sampled.samples, set_sha256=sampled.sums_sha256)
     return sampled
 
 

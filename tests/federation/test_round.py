@@ -90,7 +90,7 @@ def test_a_round_pools_both_sites_sets_trains_the_model_and_every_site_scores_it
         ledger = Ledger(held_out.paths.ledger).runs()
         assert [r.round_id for r in ledger.values()] == ["r1"]
         (run,) = ledger.values()
-        assert run.state == "complete" and [e["event"] for e in run.releases] == ["release"]
+        assert run.state == "complete" and len(run.releases) == 1 and not run.refusals
 
     pooled = Path(str(report.pooled_dataset))
     assert report.pooled_version == 1 and verify_synthetic_set(pooled) == 2 * 2 * 6 * PER_CLASS + 3

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from coordinator.federation.errors import RoundError
 from coordinator.federation.launch import cancel_round, launch_round
+from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder, RoundReport, RoundState
 from coordinator.service.deps import (
     ConfigFileDep,
@@ -22,34 +23,8 @@ from coordinator.service.deps import (
 )
 from coordinator.service.models import Round
 from coordinator.service.tokens import audit
-from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
-from shared.schemas.common import Identifier
 
 router = APIRouter(prefix="/rounds", tags=["rounds"], responses=error_responses(401, 403, 404, 409, 503))
-
-
-class RoundCreate(BaseModel):
-    """What `coordinator rounds launch` takes, as JSON."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epsilon: float = Field(gt=0, le=1000, description="epsilon each site is asked to spend (it may refuse)")
-    per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class from each site")
-    sites: list[Identifier] | None = Field(None, description="default: every registered site")
-    round_id: Identifier | None = Field(None, description="default: round-<UTC time>")
-    box: tuple[int, int, int] = Field(
-        GPU_BOX, description="box around the mediastinum, x y z voxels (multiples of 8); must match the sites"
-    )
-    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=20, description="voxel size; must match the sites")
-    min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
-    timeout_s: float | None = Field(
-        None, gt=0, le=7 * 24 * 3600, description="default: [federation] round_timeout_s"
-    )
-
-    @field_validator("box")
-    @classmethod
-    def _box_fits_the_networks(cls, box: tuple[int, int, int]) -> tuple[int, int, int]:
-        return check_box(box)
 
 
 class RoundPublic(BaseModel):
@@ -104,7 +79,7 @@ def list_rounds(session: SessionDep, watcher: WatcherDep, _: OperatorDep) -> lis
     "", response_model=RoundReport, status_code=status.HTTP_201_CREATED, responses=error_responses(400)
 )
 def launch(
-    body: RoundCreate,
+    body: RoundOrder,
     session: SessionDep,
     settings: SettingsDep,
     config_file: ConfigFileDep,
@@ -114,7 +89,7 @@ def launch(
     """Plan a round and start its Flower run; it then runs on its own (follow it with GET)."""
     if body.round_id is not None and RoundFolder.of(settings, body.round_id).folder.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, f"round {body.round_id} exists already")
-    folder = launch_round(settings, config_file, **body.model_dump(), launched_by=caller.name)
+    folder = launch_round(settings, config_file, body, launched_by=caller.name)
     report = folder.read_report()
     audit(session, caller, "round.launch", report.round_id, **body.model_dump(exclude_none=True))
     watcher.refresh_records()

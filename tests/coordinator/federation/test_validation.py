@@ -56,3 +56,20 @@ def test_the_manifest_must_match_the_request_and_the_authenticated_site() -> Non
         validate_synthetic(
             _answer(privacy=spend.model_copy(update={"noise_multiplier": 0.0})), REQUEST, "site_a"
         )
+
+
+def test_a_card_claiming_less_epsilon_than_its_mechanism_costs_is_rejected() -> None:
+    spend = manifest_for(_volumes()).privacy
+    # A tampered card: the site shows noise 1.1 (which costs about 6.9 over these 400 steps) but
+    # claims the 2.0 that noise 2.6 would have cost.
+    tampered = spend.model_copy(update={"noise_multiplier": 1.1})
+    with pytest.raises(ReplyRejected, match=r"site site_a claims epsilon 2\.000, .* costs epsilon 6\.92"):
+        validate_synthetic(_answer(privacy=tampered), REQUEST, "site_a")
+    fewer_steps = spend.model_copy(update={"steps": 1200})  # three times the steps it admits to
+    with pytest.raises(ReplyRejected, match=r"claims epsilon 2\.000"):
+        validate_synthetic(_answer(privacy=fewer_steps), REQUEST, "site_a")
+    unknown = spend.model_copy(update={"accountant": "gdp"})
+    with pytest.raises(ReplyRejected, match="cannot be recomputed"):
+        validate_synthetic(_answer(privacy=unknown), REQUEST, "site_a")
+    honest_but_generous = spend.model_copy(update={"epsilon": 2.5})  # over-claiming is allowed
+    assert len(validate_synthetic(_answer(privacy=honest_but_generous), REQUEST, "site_a")) == 6

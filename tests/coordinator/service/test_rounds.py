@@ -13,6 +13,7 @@ import httpx
 from coordinator.config import load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.federation.launch import plan_round
+from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder
 from coordinator.service.database import Database
 from shared.federation.processes import free_port
@@ -34,15 +35,10 @@ def test_rounds_nothing_runs_any_more_end_failed_or_cancelled_never_stuck(tmp_pa
     settings = load_coordinator_settings(config)
     # A launch that died after writing its plan, an hour ago, and one that died just now.
     for round_id in ("stale", "fresh"):
-        plan_round(
-            settings,
-            config,
-            epsilon=2.0,
-            per_class=1,
-            round_id=round_id,
-            box=TEST_BOX,
-            spacing_mm=TEST_SPACING_MM,
+        order = RoundOrder(
+            epsilon=2.0, per_class=1, round_id=round_id, box=TEST_BOX, spacing_mm=TEST_SPACING_MM
         )
+        plan_round(settings, config, order)
     stale = RoundFolder.of(settings, "stale")
     report = json.loads(stale.report_path.read_text())
     report["updated_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from shared.privacy import Mechanism, compose_epsilon
+from shared.privacy import DPRun, Mechanism, compose_epsilon
 from site_agent.config import load_site_settings
 from site_agent.generator.backend import StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
@@ -154,18 +154,7 @@ def test_an_unfinished_run_blocks_a_different_one_until_resumed_or_abandoned(
     site = trained_site.copy(tmp_path / "site")
     settings = site.settings
     ledger = Ledger(settings.paths.ledger)
-    ledger.append(
-        "reserve",
-        run_id="r7-x",
-        round_id="r7",
-        accountant="rdp",
-        noise_multiplier=2.0,
-        sample_rate=0.2,
-        steps=10,
-        max_grad_norm=1.0,
-        delta=1e-5,
-        epsilon=1.5,
-    )
+    ledger.reserve(run_id="r7-x", round_id="r7", plan=DPRun(2.0, 0.2, 10, 1e-5, "rdp"), max_grad_norm=1.0)
     with pytest.raises(TrainingBlocked, match=r"r7-x .* did not finish"):
         train_generator(settings, epsilon=1.0, round_id="r8")
     run = train_generator(settings, epsilon=1.0, round_id="r8", abandon=True)

@@ -43,7 +43,7 @@ def test_an_export_has_the_layout_a_card_that_states_the_spend_and_a_ledger_entr
     local = [p for p in settings.paths.exports.iterdir() if p.is_dir()]
     assert len(local) == 1 and verify_synthetic_set(local[0]) == 27  # the site keeps what left
     release = Ledger(settings.paths.ledger).runs()[trained_site.run.run_id].releases
-    assert [e["set_sha256"] for e in release] == [result.sums_sha256]
+    assert [r.set_sha256 for r in release] == [result.sums_sha256]
 
 
 def test_no_exported_byte_carries_a_real_voxel_header_value_uid_or_path(

@@ -1,0 +1,54 @@
+"""What an operator orders when launching a round: the body of `POST /rounds`, what `coordinator
+rounds launch` builds from its options, and what `plan_round` takes. Defaults are written here once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
+from shared.schemas.common import Identifier
+
+# The rule `check_box` enforces, written into the schema so that clients (and the contract test's
+# generated requests) see it: each edge 16 to 512 voxels and a multiple of 8.
+Edge = Annotated[int, Field(ge=16, le=512, multiple_of=8)]
+
+
+class RoundOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epsilon: float = Field(gt=0, le=1000, description="epsilon each site is asked to spend (it may refuse)")
+    per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class from each site")
+    sites: tuple[Identifier, ...] | None = Field(None, description="default: every registered site")
+    round_id: Identifier | None = Field(None, description="default: round-<UTC time>")
+    box: tuple[Edge, Edge, Edge] = Field(
+        GPU_BOX, description="box around the mediastinum, x y z voxels (multiples of 8); must match the sites"
+    )
+    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=20, description="voxel size; must match the sites")
+    delta: float | None = Field(
+        None,
+        gt=0,
+        le=1e-5,
+        description="the largest delta a site may use; default: each site's own, min(1e-5, 1/(10 N))",
+    )
+    min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
+    timeout_s: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="seconds to wait for the sites' sets; default: [federation] round_timeout_s",
+    )
+
+    @field_validator("box")
+    @classmethod
+    def _box_fits_the_networks(cls, box: tuple[int, int, int]) -> tuple[int, int, int]:
+        return check_box(box)
+
+
+def described(field: str) -> str:
+    """A field's description (and its default, if it has one), for the CLI's help text."""
+    info = RoundOrder.model_fields[field]
+    description = info.description or ""
+    default = "" if info.is_required() or info.default is None else f" Default: {info.default}."
+    return description[:1].upper() + description[1:] + "." + default
