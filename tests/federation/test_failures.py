@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from tests.coordinator.service.conftest import make_tokens, running_api
 from tests.federation.conftest import Federation
 from tests.federation.test_round import launch
 
-TIMEOUT_S = 60  # at 45 s, site_a once missed it on a loaded 2-core CI machine
+TIMEOUT_S = 45
 
 
 def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_and_are_named(
@@ -36,15 +35,11 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
         }
     )
     killed = joined["site_b"]
-    # The stalled site trains at the lowest CPU priority (its app processes inherit it), so on a
-    # 2-core machine it does not slow site_a past the timeout; it still never answers in time.
-    os.setpriority(os.PRIO_PROCESS, federation.local.agents["site_d"].pid, 19)
 
     result = launch(federation, "r1", "--min-sites", "1", "--timeout", str(TIMEOUT_S), "--no-wait")
     assert result.returncode == 0, result.stdout + result.stderr
     ledger = killed.settings.paths.ledger
-    # On a slow day site_b may reserve only after the round's own timeout; it is killed all the same.
-    deadline = time.monotonic() + 3 * TIMEOUT_S
+    deadline = time.monotonic() + TIMEOUT_S
     while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_b is training now
         assert time.monotonic() < deadline, "site_b never started training"
         time.sleep(0.5)
