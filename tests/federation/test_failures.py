@@ -21,6 +21,10 @@ from tests.federation.conftest import Federation
 from tests.federation.test_round import launch
 
 TIMEOUT_S = 45
+# How long site_b may take to start training. Apart from the round's timeout: four ClientApps
+# starting at once on a loaded 2-core machine can take longer than it, and then the round names
+# site_b "no answer within 45 s" instead, which the test accepts too.
+STARTS_WITHIN_S = 180
 
 
 def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_and_are_named(
@@ -39,7 +43,7 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
     result = launch(federation, "r1", "--min-sites", "1", "--timeout", str(TIMEOUT_S), "--no-wait")
     assert result.returncode == 0, result.stdout + result.stderr
     ledger = killed.settings.paths.ledger
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + STARTS_WITHIN_S
     while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_b is training now
         assert time.monotonic() < deadline, "site_b never started training"
         time.sleep(0.5)
