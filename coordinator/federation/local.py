@@ -153,6 +153,15 @@ class LocalFederation:
         """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
         _signal_group(self.agents.pop(site_id), signal.SIGKILL)
 
+    def freeze_apps(self, site_id: str) -> int:
+        """Freeze a site's ClientApp processes (SIGSTOP), as a hung training would be: the SuperNode
+        stays online and the site never answers. Unlike a long training, a frozen one takes no CPU
+        from the sites that do answer. Returns how many processes it froze; stopping the federation
+        ends them (SIGKILL reaches a stopped process)."""
+        apps = {pid for pid in _family(self.agents[site_id].pid) if "flwr-clientapp" in _command(pid)}
+        _kill(apps, signal.SIGSTOP)
+        return len(apps)
+
     def stop_superlink(self) -> None:
         if self.superlink is not None:
             _stop(self.superlink)
@@ -194,6 +203,13 @@ def _family(root: int) -> set[int]:
         family |= children
         grew = bool(children)
     return family
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _alive(pids: set[int]) -> set[int]:

@@ -17,14 +17,19 @@ from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api
-from tests.federation.conftest import Federation
+from tests.federation.conftest import Federation, Hospital
 from tests.federation.test_round import launch
 
 TIMEOUT_S = 45
-# How long site_b may take to start training. Apart from the round's timeout: four ClientApps
-# starting at once on a loaded 2-core machine can take longer than it, and then the round names
-# site_b "no answer within 45 s" instead, which the test accepts too.
+# How long site_b and site_d may take to start training. Apart from the round's timeout: four
+# ClientApps starting at once on a loaded 2-core machine can take longer than it, and then the round
+# names site_b "no answer within 45 s" instead, which the test accepts too.
 STARTS_WITHIN_S = 180
+
+
+def _started_training(hospital: Hospital) -> bool:
+    ledger = hospital.settings.paths.ledger
+    return ledger.exists() and '"reserve"' in ledger.read_text()
 
 
 def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_and_are_named(
@@ -38,16 +43,24 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
             "site_d": {"epochs = 3.0": "epochs = 2000.0"},
         }
     )
-    killed = joined["site_b"]
+    killed, stalled = joined["site_b"], joined["site_d"]
 
     result = launch(federation, "r1", "--min-sites", "1", "--timeout", str(TIMEOUT_S), "--no-wait")
     assert result.returncode == 0, result.stdout + result.stderr
-    ledger = killed.settings.paths.ledger
+    # site_b crashes once it trains; site_d hangs once it trains (frozen, so that its training does
+    # not take the CPU site_a needs to answer within the timeout on a 2-core machine).
     deadline = time.monotonic() + STARTS_WITHIN_S
-    while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_b is training now
-        assert time.monotonic() < deadline, "site_b never started training"
+    waiting = {"site_b", "site_d"}
+    while waiting:
+        assert time.monotonic() < deadline, f"{sorted(waiting)} never started training"
+        if "site_b" in waiting and _started_training(killed):
+            federation.local.kill_site("site_b")
+            waiting.discard("site_b")
+        if "site_d" in waiting and _started_training(stalled):
+            assert federation.local.freeze_apps("site_d") >= 1
+            waiting.discard("site_d")
         time.sleep(0.5)
-    federation.local.kill_site("site_b")
+    ledger = killed.settings.paths.ledger
 
     folder = RoundFolder.of(federation.settings, "r1")
     report = follow(federation.settings, folder)
@@ -69,6 +82,7 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
         assert name in report.message
     card = json.loads((folder.folder.parent.parent / "datasets" / "pooled" / "v1" / "card.json").read_text())
     assert [c["site_id"] for c in card["sites"]] == ["site_a"]
+    federation.local.kill_site("site_d")  # frozen: it would only wait out the SIGTERM at the end
 
     # The killed site's run stays charged in full: a crash never gives budget back.
     (run,) = Ledger(ledger).runs().values()
