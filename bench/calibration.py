@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.common import write_result
 from coordinator.diagnosis.evaluation import evaluate_model
+from coordinator.diagnosis.phantom_dataset import PhantomDatasetRequest, write_phantom_dataset
 from coordinator.diagnosis.training import TrainOptions, train_model
-from coordinator.phantom_dataset import PhantomDatasetRequest, write_phantom_dataset
 from shared.phantom.profiles import TRAINING_PROFILES
 
 BAND = (0.75, 0.95)

@@ -1,4 +1,7 @@
-"""The coordinator's settings: one `coordinator.toml`, overridable by `FEDSYNTH_` variables."""
+"""The coordinator's settings: one `coordinator.toml`, overridable by `FEDSYNTH_` variables.
+
+Each field's description is its comment in the file `coordinator init` writes (`coordinator_toml`).
+"""
 
 from __future__ import annotations
 
@@ -14,42 +17,79 @@ CONFIG_FILE_NAME = "coordinator.toml"
 
 
 class CoordinatorPaths(SettingsSection):
-    data: Path = Field(Path("data"), description="pooled sets, models and reports (local object store)")
-    certificates: Path = Field(Path("certs"), description="CA, SuperLink certificate and site public keys")
+    data: Path = Field(Path("data"), description="Pooled synthetic sets, trained models and round reports.")
+    certificates: Path = Field(
+        Path("certs"), description="Certificate authority, SuperLink certificate and the sites' public keys."
+    )
     logs: Path = Path("logs")
 
 
 class CoordinatorApi(SettingsSection):
-    host: str = "127.0.0.1"
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of the web API and dashboard. Keep 127.0.0.1 behind a reverse proxy.",
+    )
     port: int = Field(8000, ge=1, le=65535)
 
 
 class CoordinatorDatabase(SettingsSection):
-    # Empty means SQLite in the data folder; any SQLAlchemy URL (PostgreSQL) is accepted.
-    url: str = ""
+    url: str = Field(
+        "",
+        description="Empty: SQLite inside the data folder. Or a SQLAlchemy URL such as "
+        '"postgresql+psycopg://fedsynth@db.example.org/fedsynth".',
+    )
 
 
 class CoordinatorStorage(SettingsSection):
-    # Empty means a folder `store` inside the data folder; otherwise an fsspec URL such as
-    # "s3://bucket/fedsynth". Credentials come from the environment (AWS_ACCESS_KEY_ID, ...), never
-    # from this file.
-    url: str = ""
-    endpoint_url: str = Field("", description="S3-compatible endpoint (MinIO, Ceph); empty: AWS")
+    url: str = Field(
+        "",
+        description="Where published pooled sets and models are kept and served from. Empty: the "
+        'folder data/store. Or an fsspec URL such as "s3://bucket/fedsynth" (install fedsynth[s3]); '
+        "credentials come from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables, never "
+        "from this file.",
+    )
+    endpoint_url: str = Field(
+        "",
+        description='An S3-compatible endpoint (MinIO, Ceph RGW), e.g. "https://s3.example.org". Empty: AWS.',
+    )
 
 
 class CoordinatorFederation(SettingsSection):
-    superlink_host: str = "127.0.0.1"
+    superlink_host: str = Field(
+        "127.0.0.1", description="Where the Flower SuperLink listens for site agents."
+    )
     superlink_port: int = Field(9092, ge=1, le=65535)
-    insecure: bool = Field(False, description="no TLS, no site authentication: local development only")
-    min_sites: int = Field(2, ge=1)
-    round_timeout_s: float = Field(3600.0, gt=0, description="longest wait for synthetic sets")
-    evaluate_timeout_s: float = Field(900.0, gt=0, description="longest wait for site metrics")
-    diagnosis_epochs: int = Field(60, ge=1, le=10_000)
+    insecure: bool = Field(
+        False,
+        description="true: no TLS and no site authentication. Local development only, never with real sites.",
+    )
+    min_sites: int = Field(
+        2, ge=1, description="A round goes on with the sites that answered as long as at least this many did."
+    )
+    round_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="No round waits longer than this for synthetic sets (seconds); slower sites are "
+        "named as missing.",
+    )
+    evaluate_timeout_s: float = Field(
+        900.0, gt=0, description="Nor longer than this for the sites' metrics on the shared model."
+    )
+    diagnosis_epochs: int = Field(
+        60,
+        ge=1,
+        le=10_000,
+        description="Training of the shared diagnostic model on each pooled set: most epochs, and "
+        "early stopping's patience below.",
+    )
     diagnosis_patience: int = Field(12, ge=1)
 
 
 class CoordinatorSettings(FileSettings):
-    classes: tuple[str, ...] = DEFAULT_CLASSES
+    classes: tuple[str, ...] = Field(
+        DEFAULT_CLASSES,
+        description="The diagnostic classes, in model output order. Every site must use the same list.",
+    )
     paths: CoordinatorPaths = CoordinatorPaths()
     api: CoordinatorApi = CoordinatorApi()
     database: CoordinatorDatabase = CoordinatorDatabase()

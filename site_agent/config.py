@@ -1,7 +1,8 @@
 """The site agent's settings: one `site.toml` per hospital, overridable by `FEDSYNTH_` variables.
 
-`site-agent init DIR --site-id ID` writes a commented file (see `site_agent.site_toml`); every other
-command loads it through `load_site_settings`. Relative paths are relative to the file's folder.
+`site-agent init DIR --site-id ID` writes a commented file rendered from these models (each field's
+description is its comment; see `site_agent.site_toml`); every other command loads it through
+`load_site_settings`. Relative paths are relative to the file's folder.
 """
 
 from __future__ import annotations
@@ -21,28 +22,71 @@ CONFIG_FILE_NAME = "site.toml"
 
 
 class SitePaths(SettingsSection):
-    store: Path = Field(Path("store"), description="preprocessed real cases; never leaves the site")
-    incoming: Path = Field(Path("incoming"), description="where the DICOM receiver writes instances")
-    exports: Path = Field(Path("exports"), description="local copy of exactly what left the site")
-    ledger: Path = Field(Path("privacy/ledger.jsonl"), description="the privacy ledger")
-    models: Path = Field(Path("models"), description="generator checkpoints")
-    logs: Path = Field(Path("logs"), description="log files (no patient data is ever logged)")
+    store: Path = Field(
+        Path("store"),
+        description="Preprocessed real cases. Patient data: keep on encrypted storage, never share.",
+    )
+    incoming: Path = Field(
+        Path("incoming"),
+        description="Where the DICOM receiver (`site-agent receive`) writes incoming instances.",
+    )
+    exports: Path = Field(
+        Path("exports"), description="A copy of exactly what left this site, for your own audit."
+    )
+    ledger: Path = Field(
+        Path("privacy/ledger.jsonl"),
+        description="The privacy ledger: every release and its privacy cost. Back it up; never edit it.",
+    )
+    models: Path = Field(
+        Path("models"), description="Generator checkpoints (trained on patient data: they stay here)."
+    )
+    logs: Path = Field(
+        Path("logs"),
+        description="Log files. No patient name, identifier, UID or path is ever written to them.",
+    )
 
 
 class SitePrivacy(SettingsSection):
-    epsilon_cap: float = Field(10.0, gt=0, description="total epsilon this site will ever spend")
-    delta: float = Field(1e-5, gt=0, le=1e-5, description="largest delta per release")
-    accountant: Literal["rdp", "prv"] = "rdp"
-    allow_non_private_export: bool = Field(False, description="only for benchmarking on phantom data")
+    epsilon_cap: float = Field(
+        10.0,
+        gt=0,
+        description="Total privacy budget (epsilon) this site will ever spend across all rounds. "
+        "Requests that would go over it are refused before any training starts.",
+    )
+    delta: float = Field(
+        1e-5,
+        gt=0,
+        le=1e-5,
+        description="Largest delta per release (probability that the epsilon guarantee fails). At most 1e-5.",
+    )
+    accountant: Literal["rdp", "prv"] = Field(
+        "rdp",
+        description='Privacy accountant: "rdp" (Renyi DP) or "prv" (privacy random variables, tighter).',
+    )
+    allow_non_private_export: bool = Field(
+        False,
+        description="Allow exporting from non-private (epsilon = infinity) training. Only for phantom "
+        "benchmarks.",
+    )
 
 
 class SitePreprocessing(SettingsSection):
     box: tuple[int, int, int] = Field(
-        GPU_BOX, description="the box cropped around the mediastinum, x y z voxels (RAS), multiples of 8"
+        GPU_BOX,
+        description="Cases are cropped to a box of `box` voxels (x right-left, y front-back, z foot-head) "
+        "at `spacing_mm`, centred on the mediastinum; it must hold thoracic inlet to diaphragm (about "
+        "250 mm). Each edge is a multiple of 8. CPU-only sites: box = [48, 48, 64] with spacing_mm = 4.0.",
     )
-    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=10)
-    window_hu: tuple[float, float] = (-160.0, 240.0)
-    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="real cases kept for evaluation only")
+    spacing_mm: float = Field(GPU_SPACING_MM, gt=0, le=10, description="The voxel size of the box, in mm.")
+    window_hu: tuple[float, float] = Field(
+        (-160.0, 240.0), description="Hounsfield window scaled to [-1, 1]."
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Fraction of labelled cases kept aside as real held-out data for evaluating models here.",
+    )
 
     @field_validator("box")
     @classmethod
@@ -57,59 +101,133 @@ class SitePreprocessing(SettingsSection):
 
 
 class SiteIngest(SettingsSection):
-    min_slices: int = Field(20, ge=2, description="fewer slices than this is not a chest CT series")
-    # Series with a kernel matching one of these (regular expressions, any case) are used only when
-    # a study has no other: lung and bone kernels sharpen noise and edges.
-    avoid_kernels: tuple[str, ...] = ("LUNG", "BONE", "SHARP", "^B[5-9]", "^FC5", "^L$", "^Y[A-D]")
+    min_slices: int = Field(20, ge=2, description="Series with fewer slices than this are not used.")
+    avoid_kernels: tuple[str, ...] = Field(
+        ("LUNG", "BONE", "SHARP", "^B[5-9]", "^FC5", "^L$", "^Y[A-D]"),
+        description="Kernels to use only when a study has no other series (regular expressions, any "
+        "case): lung and bone kernels sharpen noise and edges.",
+    )
 
 
 class SiteReceive(SettingsSection):
+    """The DICOM receiver (`site-agent receive`): route studies here from PACS."""
+
     ae_title: str = Field("FEDSYNTH", pattern=r"^[ -~]{1,16}$")
     port: int = Field(11112, ge=1, le=65535)
-    host: str = "127.0.0.1"
-    idle_seconds: float = Field(30.0, gt=0, description="a series quiet this long is complete: ingest it")
+    host: str = Field(
+        "127.0.0.1",
+        description="Listen address. 127.0.0.1 accepts only this machine; use the host's address for PACS.",
+    )
+    idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A series that received nothing for this many seconds is complete: it is ingested.",
+    )
 
 
 class SiteGenerator(SettingsSection):
+    """The synthetic-data generator, trained here with DP-SGD (`site-agent train`)."""
+
     backend: Literal["dpgan3d"] = "dpgan3d"
-    epochs: float = Field(30.0, gt=0, le=10_000, description="expected passes over the training patients")
-    batch_size: int = Field(8, ge=1, le=4096, description="expected real patients per step")
+    epochs: float = Field(
+        30.0,
+        gt=0,
+        le=10_000,
+        description="Expected passes over the training patients; more steps cost more epsilon for the "
+        "same noise.",
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="Expected number of real patients per step (each is drawn independently: Poisson "
+        "sampling).",
+    )
     latent_dim: int = Field(64, ge=4, le=1024)
-    width: int = Field(16, ge=2, le=256, description="channels at full resolution; 4-8 for CPU demos")
+    width: int = Field(
+        16, ge=2, le=256, description="Network width: 16 or more on a GPU; 4 to 8 for CPU-only demos."
+    )
     learning_rate: float = Field(2e-4, gt=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0, description="per-patient gradient clipping norm")
-    grad_sample_mode: Literal["hooks", "functorch"] = "functorch"  # leaner and faster: bench/generator.py
+    max_grad_norm: float = Field(
+        1.0, gt=0, description="Each patient's gradient is clipped to this norm before noise is added."
+    )
+    grad_sample_mode: Literal["hooks", "functorch"] = Field(
+        "functorch",  # leaner and faster: bench/generator.py
+        description='How Opacus computes per-patient gradients: "hooks" or "functorch" (see '
+        "bench/generator.py).",
+    )
     checkpoint_seconds: float = Field(
-        60.0, ge=0, description="how often training state is saved (0: every step)"
+        60.0,
+        ge=0,
+        description="Seconds between training checkpoints (a crashed run resumes from the last one; "
+        "0: every step).",
     )
 
 
 class SiteAudit(SettingsSection):
-    # A sample is "close" when it sits nearer a training case than this quantile of fresh
-    # (held-out) patients do; see site_agent/synthetic/audit.py.
+    """Memorisation audit before any export: a sample is "close" when it sits nearer to a training
+    case than the `quantile` of fresh held-out patients do (site_agent/synthetic/audit.py). More
+    close samples than `max_close_fraction` blocks the export for your review."""
+
     quantile: float = Field(0.05, gt=0, lt=1)
-    max_close_fraction: float = Field(
-        0.2, ge=0, le=1, description="more close samples than this blocks export"
-    )
+    max_close_fraction: float = Field(0.2, ge=0, le=1)
 
 
 class SiteFederation(SettingsSection):
-    superlink: str = Field("", description="HOST:PORT of the coordinator's SuperLink; empty: not joined")
-    ca_certificate: Path = Field(Path("certs/coordinator-ca.pem"), description="the coordinator's CA")
-    private_key: Path = Field(Path("certs/site.key"), description="this site's key; never leaves the site")
-    runtime_port: int = Field(9094, ge=1, le=65535, description="the SuperNode's local app port")
-    max_per_class: int = Field(100, ge=1, le=10_000, description="larger requests are refused")
-    egress_log: Path = Field(Path("logs/egress"), description="a copy of every message this site sends")
-    home: Path = Field(Path("flower"), description="the SuperNode's working folder")
+    superlink: str = Field(
+        "",
+        description="The coordinator's SuperLink (HOST:PORT), as the coordinator operator tells you. "
+        "`site-agent join` connects to it; nothing connects to this site. Empty: not joined.",
+    )
+    ca_certificate: Path = Field(
+        Path("certs/coordinator-ca.pem"),
+        description="The coordinator's CA certificate (from the operator): the SuperLink must present "
+        "a certificate it signed.",
+    )
+    private_key: Path = Field(
+        Path("certs/site.key"),
+        description="This site's private key, made by `site-agent init` (or `site-agent keygen`). It "
+        "never leaves the site; send the operator the `.pub` file beside it.",
+    )
+    runtime_port: int = Field(
+        9094,
+        ge=1,
+        le=65535,
+        description="Local port of the SuperNode's app runtime (loopback only). Change it when two "
+        "agents share a host.",
+    )
+    max_per_class: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Largest number of synthetic samples per class this site will produce for one "
+        "round; larger requests are refused.",
+    )
+    egress_log: Path = Field(
+        Path("logs/egress"),
+        description="Every message this site sends is also written here, byte for byte, for your audit.",
+    )
+    home: Path = Field(Path("flower"), description="The SuperNode's own working folder.")
 
 
 class SiteCompute(SettingsSection):
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description='"auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".',
+    )
 
 
 class SiteSettings(FileSettings):
-    site_id: Identifier  # the same rule as every identifier that crosses to the coordinator
-    classes: tuple[str, ...] = DEFAULT_CLASSES
+    # The same rule as every identifier that crosses to the coordinator.
+    site_id: Identifier = Field(
+        description="The name the coordinator knows this site by. Letters, digits, '.', '_' and '-'."
+    )
+    classes: tuple[str, ...] = Field(
+        DEFAULT_CLASSES,
+        description="The diagnostic classes, in model output order. Change only together with the "
+        "coordinator.",
+    )
     paths: SitePaths = SitePaths()
     privacy: SitePrivacy = SitePrivacy()
     preprocessing: SitePreprocessing = SitePreprocessing()

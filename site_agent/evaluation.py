@@ -29,14 +29,17 @@ from shared.diagnosis.metrics import (
     estimate,
     macro_auc,
 )
-from shared.errors import FedsynthError
 from shared.schemas import ClassMetrics, Figure, SiteMetricsReply
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteRefusal
 from site_agent.ingest.store import CaseStore
 
 
-class EvaluationError(FedsynthError):
+class EvaluationError(SiteRefusal):
     """The site cannot score this model: no labelled held-out cases, or a model for other data."""
+
+    reason = "not_ready"
+    public_detail = "this site has no labelled held-out cases to score a model on"
 
 
 def evaluate_on_holdout(

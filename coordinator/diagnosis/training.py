@@ -33,14 +33,14 @@ from monai.transforms import (
 from torch import nn
 
 from coordinator.diagnosis.distributed import join_world
+from coordinator.errors import CoordinatorError
 from shared.diagnosis.bundle import DiagnosticModel, Task, lesion_classes, save_model, voxel_labels
 from shared.diagnosis.dataset import LoadedDataset, load_dataset
 from shared.diagnosis.metrics import dice, macro_auc
 from shared.diagnosis.networks import build_classifier, build_segmenter
-from shared.errors import FedsynthError
 
 
-class TrainingError(FedsynthError):
+class TrainingError(CoordinatorError):
     """A dataset that cannot train the asked model (too few cases, no masks for segmentation)."""
 
 

@@ -7,8 +7,9 @@
     evaluating    send the model to every site that answered; collect metrics until the deadline
     completed     report and figures written; or failed, with the reason, at any step
 
-No wait is unbounded: every collection has a deadline, every message a TTL. A site that errs, goes
-offline, refuses or is late is named in the report with why, and the round goes on without it.
+No wait is unbounded: every collection has a deadline, every message a TTL (`exchange` moves the
+messages). A site that errs, goes offline, refuses or is late is named in the report with why, and
+the round goes on without it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from coordinator.config import CoordinatorSettings, load_coordinator_settings
 from coordinator.diagnosis.evaluation import evaluate_model
 from coordinator.diagnosis.training import EpochReport, TrainOptions, train_model
+from coordinator.federation.errors import RoundCancelled, RoundFailed
+from coordinator.federation.exchange import Outgoing, Reply, exchange
 from coordinator.federation.figures import save_montage, save_site_metrics
 from coordinator.federation.pooling import PooledSet, build_pooled, store_site_set
 from coordinator.federation.rounds import (
@@ -41,44 +42,13 @@ from coordinator.federation.validation import validate_synthetic
 from shared.diagnosis.bundle import model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.errors import FedsynthError
-from shared.federation.messages import (
-    EVALUATE,
-    SYNTHESIZE,
-    SiteAnswer,
-    evaluate_request,
-    read_reply,
-    synthesize_request,
-)
+from shared.federation.messages import EVALUATE, SYNTHESIZE, evaluate_request, synthesize_request
 from shared.schemas import EvaluateRequest
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
 CONNECT_WAIT_S = 60.0  # how long a selected site may take to come online once the round starts
-TTL_MARGIN_S = 60.0
-FLOWER_ERRORS = {
-    3: "the message expired before the site fetched it",
-    4: "the site's reply was lost or expired",
-    5: "the site went offline during the round",
-    8: "the site agent crashed while answering",
-    2: "the site agent raised an error while answering",
-    1: "the site agent could not load its app",
-}
-
-
-class RoundFailed(FedsynthError):
-    """The round cannot go on; the message is the reason the report gives."""
-
-
-class RoundCancelled(FedsynthError):
-    """An operator cancelled the round; the message says who."""
-
-
-@dataclass
-class Reply:
-    site_id: str
-    answer: SiteAnswer | None
-    error: str = ""
 
 
 class RoundRunner:
@@ -189,7 +159,6 @@ class RoundRunner:
             f"asking {len(nodes)} sites for {request.per_class} samples per class at "
             f"epsilon {request.epsilon:g}",
         )
-        content = synthesize_request(request)
         answered: list[str] = []
 
         def handle(reply: Reply) -> None:
@@ -212,7 +181,8 @@ class RoundRunner:
                     answered.append(reply.site_id)
             self._save()
 
-        self._exchange(nodes, content, SYNTHESIZE, self.plan.synthesis_timeout_s, handle, "synthesis")
+        outgoing = Outgoing(SYNTHESIZE, synthesize_request(request), self.plan.synthesis_timeout_s)
+        self._exchange(nodes, outgoing, handle, "synthesis")
         return answered
 
     def _pool(self, answered: list[str]) -> PooledSet:
@@ -261,7 +231,6 @@ class RoundRunner:
         )
         files = {p.name: p.read_bytes() for p in sorted(self.folder.model_dir.iterdir()) if p.is_file()}
         request = EvaluateRequest(round_id=self.plan.round_id, model_sha256=digest)
-        content = evaluate_request(request, files)
         metrics = {}
 
         def handle(reply: Reply) -> None:
@@ -282,61 +251,37 @@ class RoundRunner:
                 metrics[reply.site_id] = answer.metrics
             self._save()
 
-        self._exchange(evaluators, content, EVALUATE, self.plan.evaluate_timeout_s, handle, "evaluation")
+        outgoing = Outgoing(EVALUATE, evaluate_request(request, files), self.plan.evaluate_timeout_s)
+        self._exchange(evaluators, outgoing, handle, "evaluation")
         if metrics:
             save_site_metrics(metrics, self.folder.figures / "site_metrics.png")
 
     # --- messaging -------------------------------------------------------------------------------
 
     def _exchange(
-        self,
-        nodes: dict[int, str],
-        content: RecordDict,
-        message_type: str,
-        timeout_s: float,
-        handle: Callable[[Reply], None],
-        what: str,
+        self, nodes: dict[int, str], outgoing: Outgoing, handle: Callable[[Reply], None], what: str
     ) -> None:
-        """Send one message to each node and hand every reply to `handle` as it arrives, until all
-        have answered or `timeout_s` has passed; the rest are handed over as missing."""
-        messages = [
-            Message(content, dst_node_id=node, message_type=message_type, ttl=timeout_s + TTL_MARGIN_S)
-            for node in nodes
-        ]
-        sent = dict(zip(self.grid.push_messages(messages), nodes, strict=True))
-        pending = dict(sent)
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for reply in _pull(self.grid, list(pending)):
-                node = pending.pop(reply.metadata.reply_to_message_id, None)
-                if node is None:
-                    continue
-                handle(self._unpack(nodes, node, reply))
-            done = len(sent) - len(pending)
-            self.report.progress = f"{what}: {done}/{len(sent)} sites answered"
-            self._save(throttle=True)
-            if pending:
-                time.sleep(POLL_S)
-        for node in pending.values():
-            handle(Reply(nodes[node], None, f"no answer within {timeout_s:.0f} s"))
+        """One phase's messages (see `exchange`), with the report kept up to date as replies come."""
 
-    def _unpack(self, nodes: dict[int, str], node: int, reply: Message) -> Reply:
-        site = nodes[node]
-        if reply.has_error():
-            code = int(reply.error.code)
-            return Reply(site, None, FLOWER_ERRORS.get(code, f"Flower error {code}"))
-        try:
-            answer = read_reply(reply.content)
-        except FedsynthError as exc:
-            return Reply(site, None, f"unreadable reply: {exc}")
-        if not self.plan.authenticated:
-            claimed = _claimed_site(answer)
-            if claimed and claimed != site:
-                # Unauthenticated (insecure) rounds can only go by the name a site gives itself.
-                self.report.sites.pop(site, None)
-                nodes[node] = claimed
-                site = claimed
-        return Reply(site, answer)
+        def on_reply(reply: Reply) -> None:
+            asked_as = nodes[reply.node_id]
+            if asked_as != reply.site_id:  # an unauthenticated site gave its own name: go by it
+                self.report.sites.pop(asked_as, None)
+                nodes[reply.node_id] = reply.site_id
+            handle(reply)
+
+        def on_progress(done: int, asked: int) -> None:
+            self.report.progress = f"{what}: {done}/{asked} sites answered"
+            self._save(throttle=True)
+
+        exchange(
+            self.grid,
+            nodes,
+            outgoing,
+            authenticated=self.plan.authenticated,
+            on_reply=on_reply,
+            on_progress=on_progress,
+        )
 
 
 def _declined(reply: Reply) -> tuple[SiteOutcome, str] | None:
@@ -346,17 +291,6 @@ def _declined(reply: Reply) -> tuple[SiteOutcome, str] | None:
     if reply.answer.refusal is not None:
         return "refused", f"{reply.answer.refusal.reason}: {reply.answer.refusal.detail}"
     return None
-
-
-def _claimed_site(answer: SiteAnswer) -> str | None:
-    for doc in (answer.manifest, answer.refusal, answer.metrics):
-        if doc is not None:
-            return str(doc.site_id)
-    return None
-
-
-def _pull(grid: Grid, message_ids: Iterable[str]) -> list[Message]:
-    return list(grid.pull_messages(message_ids))
 
 
 def run_round(grid: Grid, round_dir: Path) -> RoundReport:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from shared.errors import FedsynthError
+from coordinator.federation.errors import FederationError
 from shared.federation.messages import SiteAnswer, array_sha256
 from shared.privacy import DPRun, PrivacyMathError
 from shared.schemas import RoundRequest, SyntheticSetManifest
@@ -26,7 +26,7 @@ EPSILON_SLACK = 1e-6  # calibration rounds below the asked epsilon; this only ab
 CLAIM_TOLERANCE = 1e-3
 
 
-class ReplyRejected(FedsynthError):
+class ReplyRejected(FederationError):
     """A site's reply failed validation; the message says which check, and nothing was stored."""
 
 

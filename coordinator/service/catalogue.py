@@ -21,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coordinator.config import CoordinatorSettings
+from coordinator.errors import CoordinatorError
 from coordinator.federation.pooling import POOLED_ID, pooled_root
 from coordinator.federation.rounds import RoundFolder, RoundReport, list_rounds
 from coordinator.federation.sites import list_sites
 from coordinator.service.database import Database
 from coordinator.service.models import Dataset, DatasetFile, Model, ModelFile, Round, Site, SiteResult
 from coordinator.service.object_store import ObjectStore
-from shared.errors import FedsynthError
 from shared.hashing import file_sha256
 from shared.synthetic_set import SUMS, verify_synthetic_set
 
@@ -39,7 +39,7 @@ DATASETS_PREFIX = "datasets"
 MODELS_PREFIX = "models"
 
 
-class CatalogueError(FedsynthError):
+class CatalogueError(CoordinatorError):
     """Something a round left on disk does not check out (a model that does not match its card)."""
 
 

@@ -22,10 +22,10 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from coordinator.config import CoordinatorSettings
-from shared.errors import FedsynthError
+from coordinator.errors import CoordinatorError
 
 
-class StorageError(FedsynthError):
+class StorageError(CoordinatorError):
     """The object store cannot be opened, or an object could not be written, read or checked."""
 
 

@@ -18,8 +18,8 @@ from typing import Literal, get_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coordinator.errors import CoordinatorError
 from coordinator.service.models import ApiToken, AuditEntry
-from shared.errors import FedsynthError
 
 Role = Literal["operator", "researcher", "site"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -28,7 +28,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class TokenError(FedsynthError):
+class TokenError(CoordinatorError):
     """A token cannot be made or used: bad name or role, a name already taken, unknown or revoked."""
 
 

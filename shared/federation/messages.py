@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MessageType, MetricRecord, RecordDict
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
@@ -33,8 +33,12 @@ from shared.schemas import (
 )
 from shared.schemas._base import describe_validation_error
 
-SYNTHESIZE = "query.synthesize"
-EVALUATE = "evaluate"
+# The message types, named once for both ends. Flower routes "<category>.<action>": the site's
+# ClientApp registers `@app.query(SYNTHESIZE_ACTION)` and `@app.evaluate()`, the coordinator sends
+# SYNTHESIZE and EVALUATE.
+SYNTHESIZE_ACTION = "synthesize"
+SYNTHESIZE = f"{MessageType.QUERY}.{SYNTHESIZE_ACTION}"
+EVALUATE = MessageType.EVALUATE
 _JSON = "json"
 
 

@@ -42,25 +42,25 @@ from shared.schemas import (
     SyntheticSetManifest,
 )
 from site_agent.config import SiteSettings
-from site_agent.evaluation import EvaluationError, evaluate_on_holdout
-from site_agent.generator.backend import GeneratorError
-from site_agent.generator.training_run import TrainedRun, TrainingBlocked, train_generator
-from site_agent.privacy.budget import BudgetExceeded, current_spend
+from site_agent.errors import SiteRefusal
+from site_agent.evaluation import evaluate_on_holdout
+from site_agent.generator.training_run import TrainedRun, train_generator
+from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
-from site_agent.synthetic.export import ExportRefused, release_set, released_copy
+from site_agent.synthetic.export import release_set, released_copy
 
 log = logging.getLogger(__name__)
 
 MODEL_FILES = frozenset({"metadata.json", "classifier.safetensors", "segmenter.safetensors"})
 
 
-class Declined(FedsynthError):
+class Declined(SiteRefusal):
     """The site declines a request; `reason` and the message are what the coordinator is told."""
 
     def __init__(self, reason: RefusalReason, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
+        self.public_detail = detail
 
 
 def budget_status(settings: SiteSettings) -> BudgetStatus | None:
@@ -209,22 +209,13 @@ def _refusal(settings: SiteSettings, round_id: str, exc: Exception) -> Refusal:
 
 
 def _explain(exc: Exception) -> tuple[RefusalReason, str]:
-    if isinstance(exc, Declined):
-        return exc.reason, exc.detail
-    if isinstance(exc, BudgetExceeded):
-        return "budget", "the requested epsilon would take this site past its privacy budget cap"
-    if isinstance(exc, ExportRefused):
-        return "audit", "the site's memorisation audit or export policy blocked the release"
-    if isinstance(exc, TrainingBlocked):
-        return "not_ready", "an unfinished training run of another round must be resumed or abandoned first"
-    if isinstance(exc, GeneratorError):
-        return "not_ready", "this site does not have enough labelled training patients for a generator"
-    if isinstance(exc, EvaluationError):
-        return "not_ready", "this site has no labelled held-out cases to score a model on"
-    if isinstance(exc, (SchemaError, ModelError)):
+    """The refusal's reason and public sentence: a site refusal carries its own (site_agent.errors)."""
+    if isinstance(exc, SiteRefusal):
+        return exc.reason, exc.public_detail
+    if isinstance(exc, (SchemaError, ModelError)):  # the shared readers' errors: a bad request
         return "invalid_request", "the request or its model could not be read"
     if isinstance(exc, FedsynthError):
-        return "internal", "the site agent could not complete the request; details are in the site's log"
+        return SiteRefusal.reason, SiteRefusal.public_detail
     return "internal", "the site agent failed unexpectedly; details are in the site's log"
 
 

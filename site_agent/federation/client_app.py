@@ -8,6 +8,7 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
+from shared.federation.messages import SYNTHESIZE_ACTION
 from site_agent.federation.answers import answer_evaluate, answer_synthesize
 from site_agent.federation.egress import record_egress
 from site_agent.federation.node_settings import site_settings
@@ -15,7 +16,7 @@ from site_agent.federation.node_settings import site_settings
 app = ClientApp(mods=[record_egress])
 
 
-@app.query("synthesize")
+@app.query(SYNTHESIZE_ACTION)
 def synthesize(message: Message, context: Context) -> Message:
     return Message(answer_synthesize(site_settings(context), message.content), reply_to=message)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared.errors import FedsynthError
+from site_agent.errors import SiteAgentError
 
 
-class SiteKeyError(FedsynthError):
+class SiteKeyError(SiteAgentError):
     """The site's key pair is missing or would be overwritten."""
 
 

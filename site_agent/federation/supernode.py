@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.errors import FedsynthError
 from shared.federation.processes import flower_environment, flower_executable, split_address
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteAgentError
 from site_agent.federation.node_settings import SITE_CONFIG_KEY
 
 
-class JoinError(FedsynthError):
+class JoinError(SiteAgentError):
     """The SuperNode cannot be started: no SuperLink address, or a missing certificate or key."""
 
 

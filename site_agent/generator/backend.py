@@ -17,12 +17,18 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from shared.errors import FedsynthError
 from shared.privacy import Mechanism
+from site_agent.errors import SiteRefusal
 
 
-class GeneratorError(FedsynthError):
+class GeneratorError(SiteRefusal):
     """A generator that cannot be trained, saved, loaded or sampled as asked."""
+
+    reason = "not_ready"
+    public_detail = (
+        "this site cannot train or use a generator as asked (for example too few labelled training "
+        "patients); details are in the site's log"
+    )
 
 
 @dataclass(frozen=True)

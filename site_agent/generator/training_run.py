@@ -28,6 +28,7 @@ from shared.errors import FedsynthError
 from shared.privacy import DPRun, decode_epsilon, encode_epsilon
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteRefusal
 from site_agent.generator.backend import GeneratorError, StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
 from site_agent.generator.registry import new_backend
@@ -41,8 +42,11 @@ RUN_CARD = "run.json"
 PROGRESS_SECONDS = 0.5
 
 
-class TrainingBlocked(FedsynthError):
+class TrainingBlocked(SiteRefusal):
     """An unfinished run stands in the way of a new one."""
+
+    reason = "not_ready"
+    public_detail = "an unfinished training run of another round must be resumed or abandoned first"
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.classes import LabelSet
-from shared.errors import FedsynthError
+from site_agent.errors import SiteAgentError
 
 SPLITS = ("train", "holdout")
 
 
-class LabelsError(FedsynthError):
+class LabelsError(SiteAgentError):
     """The label manifest cannot be used; nothing has been ingested."""
 
 

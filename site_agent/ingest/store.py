@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.errors import FedsynthError
+from site_agent.errors import SiteAgentError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS cases (
 STORE_VERSION = 2
 
 
-class StoreError(FedsynthError):
+class StoreError(SiteAgentError):
     """The case store is missing, unreadable or asked for a case it does not hold."""
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 
-from shared.errors import FedsynthError
 from shared.privacy import DPRun, compose_epsilon, largest_epsilon_within
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteRefusal
 from site_agent.privacy.ledger import Ledger, Run, Spend, total_spend
 
 
-class BudgetExceeded(FedsynthError):
+class BudgetExceeded(SiteRefusal):
     """A run whose planned spend would take the site past its cap; nothing was started."""
+
+    reason = "budget"
+    public_detail = "the requested epsilon would take this site past its privacy budget cap"
 
 
 def current_spend(settings: SiteSettings) -> Spend:

@@ -20,14 +20,14 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 
-from shared.errors import FedsynthError
 from shared.privacy import AccountantName, Mechanism, make_accountant
+from site_agent.errors import SiteAgentError
 
 # "hooks": Opacus' hand-written per-layer rules; "functorch": torch.func.vmap over every layer.
 GradSampleMode = Literal["hooks", "functorch"]
 
 
-class PrivacyEngineError(FedsynthError):
+class PrivacyEngineError(SiteAgentError):
     """A module or resume state that DP-SGD cannot be run on as asked."""
 
 

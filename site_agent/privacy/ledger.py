@@ -37,14 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from shared.errors import FedsynthError
 from shared.privacy import AccountantName, DPRun, Mechanism, compose_epsilon, decode_epsilon, encode_epsilon
+from site_agent.errors import SiteAgentError
 
 EventKind = Literal["reserve", "complete", "abandon", "release", "refuse"]
 EVENTS: tuple[str, ...] = ("reserve", "complete", "abandon", "release", "refuse")
 
 
-class LedgerError(FedsynthError):
+class LedgerError(SiteAgentError):
     """The ledger is damaged or an event contradicts it (an unknown run, a run completed twice)."""
 
 

@@ -23,6 +23,7 @@ from shared.errors import FedsynthError
 from shared.schemas import DatasetCard, SiteContribution
 from shared.synthetic_set import SUMS, SetItem, write_synthetic_set
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteRefusal
 from site_agent.generator.backend import GeneratorError
 from site_agent.generator.registry import load_backend
 from site_agent.generator.training_run import TrainedRun
@@ -34,8 +35,11 @@ from site_agent.synthetic.audit import AuditResult, audit
 AUDIT_FILE = "audit.json"  # site-only: written beside sampled sets, never inside an export
 
 
-class ExportRefused(FedsynthError):
+class ExportRefused(SiteRefusal):
     """The export was refused; nothing left the site."""
+
+    reason = "audit"
+    public_detail = "the site's memorisation audit or export policy blocked the release"
 
 
 @dataclass(frozen=True)

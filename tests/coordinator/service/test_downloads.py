@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.api_client import ApiClient, ClientError
-from coordinator.download import MARKER, download
+from coordinator.client.api import ApiClient, ClientError
+from coordinator.client.download import MARKER, download
 from shared.diagnosis.dataset import load_dataset
 from shared.synthetic_set import verify_synthetic_set
 from tests.coordinator.service.conftest import Service, write_pooled_version
@@ -107,7 +107,7 @@ def test_the_client_names_what_went_wrong(sqlite_service: Service, tmp_path: Pat
 
 
 def test_a_server_whose_sums_point_outside_the_folder_is_refused(tmp_path: Path) -> None:
-    from coordinator.download import parse_sums
+    from coordinator.client.download import parse_sums
 
     good = "0" * 64 + "  images/a.nii.gz\n"
     assert parse_sums(good, "x") == [("0" * 64, "images/a.nii.gz")]

@@ -1,7 +1,7 @@
 """`coordinator datasets|models`: what researchers run to find and download published pooled sets
 and models from a coordinator, with a researcher token.
 
-Registered on the `coordinator` app by `coordinator.cli`.
+Registered on the `coordinator` app by `coordinator.cli.main`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from coordinator.api_client import (
+from coordinator.cli.options import sub_app
+from coordinator.client.api import (
     SERVER_ENV,
     TOKEN_ENV,
     ApiClient,
@@ -20,7 +21,6 @@ from coordinator.api_client import (
     resolve_server,
     resolve_token,
 )
-from coordinator.cli_federation import sub_app
 from shared.cli_support import console, friendly_errors
 
 datasets_app = sub_app("datasets", "Published pooled synthetic sets on a coordinator: list and download.")
@@ -57,7 +57,7 @@ def resolve_dataset(listed: list[dict[str, Any]], wanted: str) -> dict[str, Any]
 def _download(client: ApiClient, base: str, out: Path, total: int, what: str) -> None:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    from coordinator.download import download
+    from coordinator.client.download import download
 
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress("{task.description}", *columns, console=console, transient=True) as bar:

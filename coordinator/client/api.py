@@ -13,14 +13,14 @@ from typing import Any
 
 import httpx
 
-from shared.errors import FedsynthError
+from coordinator.errors import CoordinatorError
 
 SERVER_ENV = "FEDSYNTH_SERVER"
 TOKEN_ENV = "FEDSYNTH_TOKEN"
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
-class ClientError(FedsynthError):
+class ClientError(CoordinatorError):
     """The coordinator could not be reached, or refused or could not answer a request."""
 
 

@@ -1,4 +1,4 @@
-"""`site-agent`: the command hospital IT runs next to PACS."""
+"""`site-agent ingest|cases|locate|receive`: getting CT into the private case store and looking at it."""
 
 from __future__ import annotations
 
@@ -11,182 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.classes import DEFAULT_CLASSES
-from shared.cli_support import console, friendly_errors, root_options
-from site_agent.cli_evaluate import evaluate
-from site_agent.cli_federation import join, keygen
-from site_agent.cli_generator import budget, export, sample, train
-from site_agent.config import CONFIG_ENV_VAR, SiteReceive, load_site_settings
+from shared.cli_support import console, friendly_errors
+from site_agent.cli.options import ConfigOption
+from site_agent.config import SiteReceive, load_site_settings
 from site_agent.errors import CommandInputError
-from site_agent.federation.keys import generate_site_key
-from site_agent.site_toml import write_site_toml
 
 if TYPE_CHECKING:
     from site_agent.ingest.report import IngestReport
 
-# Commands import what they need when they run (torch, MONAI, pydicom...), so `--help`,
-# `--version` and `init` answer at once.
 
-app = typer.Typer(
-    name="site-agent",
-    help=(
-        "The fedsynth site agent runs inside your hospital. It turns your chest CT into a private "
-        "local store, trains a generator of synthetic CT under a privacy budget your hospital sets, "
-        "and sends out only synthetic images. No patient image, name, identifier or file path ever "
-        "leaves this machine.\n\n"
-        "Start with `site-agent init DIR --site-id NAME`, then pass `--config DIR/site.toml` "
-        f"(or set {CONFIG_ENV_VAR}) to the other commands."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-    # A traceback must never print local variables: they can hold patient data.
-    pretty_exceptions_show_locals=False,
-)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help=f"Settings file. Default: ${CONFIG_ENV_VAR}, then ./site.toml."),
-]
-
-
-app.callback()(root_options("site-agent"))
-
-
-@app.command()
-@friendly_errors
-def init(
-    directory: Annotated[
-        Path, typer.Argument(help="Folder for this site's settings and data (created if missing).")
-    ],
-    site_id: Annotated[str, typer.Option("--site-id", help="Short name the coordinator knows this site by.")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing site.toml.")] = False,
-) -> None:
-    """Set up a new site: writes DIR/site.toml (with a comment on every setting) and its data folders."""
-    target = write_site_toml(directory, site_id, force=force)
-    settings = load_site_settings(target)
-    console.print(f"Wrote [bold]{target}[/] for site [bold]{settings.site_id}[/].")
-    key = settings.federation.private_key
-    if not key.exists():
-        public = generate_site_key(key)
-        console.print(
-            f"Made this site's key pair; send [bold]{public}[/] (never the private key) to the "
-            "coordinator operator when joining a federation."
-        )
-    console.print(
-        f"Privacy budget cap: epsilon {settings.privacy.epsilon_cap:g}. Review the file, then run "
-        f"other commands with --config {target}."
-    )
-
-
-@app.command("config")
-@friendly_errors
-def show_config(config: ConfigOption = None) -> None:
-    """Check the settings file and show the settings in force (file plus FEDSYNTH_ variables)."""
-    settings = load_site_settings(config)
-    console.print_json(settings.model_dump_json())
-
-
-@app.command()
-@friendly_errors
-def phantom(
-    out: Annotated[Path | None, typer.Argument(help="New folder to write the phantom hospital into.")] = None,
-    cases: Annotated[int, typer.Option("--cases", help="Number of studies (patients).")] = 12,
-    profile: Annotated[
-        str, typer.Option("--profile", help="Scanner and population profile; see --list-profiles.")
-    ] = "site_a",
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same patients, voxel for voxel.")] = 0,
-    defects: Annotated[
-        bool, typer.Option("--defects", help="Also write broken studies, listed in defects.csv.")
-    ] = False,
-    preview: Annotated[
-        bool, typer.Option("--preview", help="Write preview/CLASS.png: three views per class.")
-    ] = False,
-    balanced: Annotated[
-        bool,
-        typer.Option("--balanced", help="Equal numbers of each class instead of the profile's prevalence."),
-    ] = False,
-    matrix: Annotated[
-        int, typer.Option("--matrix", help="Pixels per row and column. 512 is realistic; 96-128 for demos.")
-    ] = 512,
-    slice_mm: Annotated[
-        float | None, typer.Option("--slice-mm", help="Slice spacing in mm. Default: the profile's.")
-    ] = None,
-    shuffle: Annotated[
-        bool | None,
-        typer.Option(
-            "--shuffle/--no-shuffle", help="Write files in random order. Default: as the profile does."
-        ),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            help="Studies made at once, in worker processes. Helps at --matrix 512, where each takes ~3 GB.",
-        ),
-    ] = 1,
-    list_profiles: Annotated[
-        bool, typer.Option("--list-profiles", help="Show the available profiles and exit.")
-    ] = False,
-) -> None:
-    """Write synthetic test patients (a CT phantom) as real DICOM, with labels and lesion masks.
-
-    For trying fedsynth out and testing your set-up without touching patient data. Writes one folder
-    per study, labels.csv (study_uid,label,profile,...), masks/*.nii.gz aligned with each series, and
-    with --defects the broken inputs hospitals really send, listed in defects.csv.
-    """
-    from shared.phantom import PhantomRequest, write_phantom
-    from shared.phantom.defects import DEFECTS
-
-    if list_profiles:
-        _print_profiles()
-        return
-    if out is None:
-        raise CommandInputError("give the output folder: site-agent phantom OUT --cases N --profile NAME")
-    request = PhantomRequest(
-        out=out,
-        cases=cases,
-        profile=profile,
-        seed=seed,
-        matrix=matrix,
-        slice_mm=slice_mm,
-        balanced=balanced,
-        shuffle=shuffle,
-        defects=defects,
-        preview=preview,
-        jobs=jobs,
-    )
-    total = cases + (len(DEFECTS) if defects else 0)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("writing studies", total=total)
-        summary = write_phantom(request, lambda message: bar.update(task, advance=1, description=message))
-    table = Table(title=f"Phantom hospital ({profile}, seed {seed}) in {summary.out}")
-    table.add_column("class")
-    table.add_column("studies", justify="right")
-    for name in DEFAULT_CLASSES:
-        table.add_row(name, str(summary.class_counts[name]))
-    console.print(table)
-    console.print(
-        f"{summary.studies} studies, {summary.files} DICOM files, {summary.bytes / 1e6:.1f} MB; "
-        f"labels in {summary.out / 'labels.csv'}, masks in {summary.out / 'masks'}"
-    )
-    if summary.defects:
-        console.print(f"{len(summary.defects)} defective studies listed in {summary.out / 'defects.csv'}")
-    for path in summary.previews:
-        console.print(f"preview: {path}")
-
-
-@app.command()
 @friendly_errors
 def ingest(
     dicom_dir: Annotated[Path, typer.Argument(help="Folder of DICOM files (any layout, any file names).")],
@@ -265,7 +100,6 @@ def _print_ingest(result: IngestReport) -> None:
 
 
 cases_app = typer.Typer(help="List the cases in this site's store, or look at one.", no_args_is_help=False)
-app.add_typer(cases_app, name="cases")
 
 
 @cases_app.callback(invoke_without_command=True)
@@ -311,7 +145,7 @@ def cases_show(
     version: Annotated[int | None, typer.Option("--version", help="Default: the latest.")] = None,
 ) -> None:
     """Write a picture of one stored case: axial, coronal and sagittal slices through the box."""
-    from site_agent.cases_view import write_case_png
+    from site_agent.ingest.cases_view import write_case_png
     from site_agent.ingest.store import CaseStore
 
     settings = load_site_settings(config)
@@ -321,7 +155,6 @@ def cases_show(
     console.print(f"wrote {png}")
 
 
-@app.command()
 @friendly_errors
 def locate(
     reference: Annotated[str, typer.Argument(help="A file-, series- or case- reference from a report.")],
@@ -351,7 +184,6 @@ def locate(
         console.print(str(dicom_dir / relative), highlight=False)
 
 
-@app.command()
 @friendly_errors
 def receive(
     config: ConfigOption = None,
@@ -375,7 +207,7 @@ def receive(
     image has arrived for it for --idle-seconds; refused series stay in incoming/refused/ for
     review. Stop with Ctrl-C.
     """
-    from site_agent.receive import serve
+    from site_agent.ingest.receive import serve
 
     settings = load_site_settings(config)
     given = {"port": port, "ae_title": ae_title, "host": host, "idle_seconds": idle_seconds}
@@ -403,44 +235,3 @@ def receive(
         raise CommandInputError(
             f"cannot listen on {settings.receive.host}:{settings.receive.port}: {exc.strerror}"
         ) from None
-
-
-def _print_profiles() -> None:
-    from shared.phantom import PROFILES
-
-    table = Table(title="Phantom profiles")
-    for column in (
-        "name",
-        "scanner",
-        "kernel",
-        "pixel mm",
-        "slice mm",
-        "noise HU",
-        "HU offset",
-        "contrast",
-        "size",
-    ):
-        table.add_column(column)
-    for p in PROFILES.values():
-        table.add_row(
-            p.name,
-            p.model,
-            p.kernel,
-            f"{p.pixel_spacing_mm[0]:.2f}-{p.pixel_spacing_mm[1]:.2f}",
-            f"{p.slice_spacing_mm:g}",
-            f"{p.noise_hu:g}",
-            f"{p.hu_offset:+g}",
-            f"{p.contrast_rate:.0%}",
-            f"{p.patient_size:.2f}",
-        )
-    console.print(table)
-    for p in PROFILES.values():
-        console.print(f"{p.name}: {p.description}.", highlight=False)
-
-
-for command in (train, sample, export, budget, evaluate, keygen, join):
-    app.command()(command)
-
-
-def main() -> None:
-    app()

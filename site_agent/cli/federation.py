@@ -1,6 +1,6 @@
 """`site-agent keygen` and `site-agent join`: this site's identity and its connection to a coordinator.
 
-Registered on the `site-agent` app by `site_agent.cli`.
+Registered on the `site-agent` app by `site_agent.cli.main`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 
 from shared.cli_support import console, err_console, friendly_errors
 from shared.settings import resolve_config_path
-from site_agent.cli_generator import ConfigOption
+from site_agent.cli.options import ConfigOption
 from site_agent.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_site_settings
 from site_agent.federation.keys import fingerprint, generate_site_key
 from site_agent.federation.supernode import supernode_command

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from coordinator.api_client import ApiClient, ClientError, Unreachable
+from coordinator.client.api import ApiClient, ClientError, Unreachable
 from shared.hashing import BLOCK, file_sha256
 from shared.schemas.common import RelativePath, Sha256
 from shared.synthetic_set import SUMS

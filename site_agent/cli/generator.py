@@ -1,6 +1,6 @@
 """`site-agent train`, `sample`, `export` and `budget`: the generator and the privacy budget.
 
-Registered on the `site-agent` app by `site_agent.cli`; kept apart so each file holds one idea.
+Registered on the `site-agent` app by `site_agent.cli.main`; kept apart so each file holds one idea.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ import typer
 from rich.table import Table
 
 from shared.cli_support import console, friendly_errors, status_bar
-from site_agent.config import CONFIG_ENV_VAR, SiteSettings, load_site_settings
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help=f"Settings file. Default: ${CONFIG_ENV_VAR}, then ./site.toml."),
-]
+from site_agent.cli.options import ConfigOption
+from site_agent.config import SiteSettings, load_site_settings
 
 
 def _eps(value: float) -> str:

@@ -1,6 +1,6 @@
 """`coordinator certs|superlink|sites|rounds`: running the federation.
 
-Registered on the `coordinator` app by `coordinator.cli`.
+Registered on the `coordinator` app by `coordinator.cli.main`.
 """
 
 from __future__ import annotations
@@ -12,27 +12,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from coordinator.cli.options import ConfigOption, sub_app
 from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
 from coordinator.federation.round_order import RoundOrder, described
 from shared.cli_support import console, err_console, friendly_errors
 from shared.crop_box import parse_box
 from shared.errors import FedsynthError
 from shared.settings import resolve_config_path
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help=f"Default: ${CONFIG_ENV_VAR}, then ./coordinator.toml.")
-]
-
-
-def sub_app(name: str, help_text: str) -> typer.Typer:
-    return typer.Typer(
-        name=name,
-        help=help_text,
-        no_args_is_help=True,
-        rich_markup_mode=None,
-        pretty_exceptions_show_locals=False,
-    )
-
 
 certs_app = sub_app("certs", "The coordinator's certificate authority and the SuperLink's TLS certificate.")
 sites_app = sub_app("sites", "Register hospitals' site agents by their public keys, and list them.")

@@ -1,6 +1,6 @@
 """`coordinator serve` and `coordinator tokens`: the coordinator as a web service, and who may use it.
 
-Registered on the `coordinator` app by `coordinator.cli`.
+Registered on the `coordinator` app by `coordinator.cli.main`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from coordinator.cli_federation import ConfigOption
+from coordinator.cli.options import ConfigOption
 from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
 from shared.cli_support import console, friendly_errors
 from shared.settings import resolve_config_path

@@ -1,6 +1,6 @@
 """`coordinator model train|evaluate` and `coordinator phantom-dataset`: the shared diagnostic model.
 
-Registered on the `coordinator` app by `coordinator.cli`.
+Registered on the `coordinator` app by `coordinator.cli.main`.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def phantom_dataset(
 
     For phantom data only: real patient data never reaches the coordinator.
     """
-    from coordinator.phantom_dataset import PhantomDatasetRequest, write_phantom_dataset
+    from coordinator.diagnosis.phantom_dataset import PhantomDatasetRequest, write_phantom_dataset
 
     profiles = tuple(profile or ["site_a"])
     request = PhantomDatasetRequest(

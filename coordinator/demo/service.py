@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.api_client import ApiClient
+from coordinator.client.api import ApiClient
+from coordinator.client.download import DownloadResult, download
 from coordinator.config import CoordinatorSettings
-from coordinator.download import DownloadResult, download
+from coordinator.errors import CoordinatorError
 from coordinator.federation.rounds import RoundReport
 from coordinator.service.database import Database
 from coordinator.service.tokens import create_token
-from shared.errors import FedsynthError
 
 POLL_S = 1.0
 RECORD_WAIT_S = 120.0  # the service records a round's pooled set and model within seconds
 
 
-class DemoServiceError(FedsynthError):
+class DemoServiceError(CoordinatorError):
     """The demo's round could not be launched, followed or published through the service."""
 
 

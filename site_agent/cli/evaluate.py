@@ -1,6 +1,6 @@
 """`site-agent evaluate`: score a diagnostic model on this site's held-out real cases.
 
-Registered on the `site-agent` app by `site_agent.cli`.
+Registered on the `site-agent` app by `site_agent.cli.main`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ import typer
 from rich.table import Table
 
 from shared.cli_support import console, friendly_errors
-from site_agent.config import CONFIG_ENV_VAR, load_site_settings
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help=f"Settings file. Default: ${CONFIG_ENV_VAR}, then ./site.toml."),
-]
+from site_agent.cli.options import ConfigOption
+from site_agent.config import load_site_settings
 
 
 @friendly_errors

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from coordinator.cli_datasets import datasets_app, models_app
-from coordinator.cli_federation import certs_app, rounds_app, sites_app, superlink
-from coordinator.cli_model import model_app, phantom_dataset
-from coordinator.cli_service import serve, tokens_app
+from coordinator.cli.datasets import datasets_app, models_app
+from coordinator.cli.federation import certs_app, rounds_app, sites_app, superlink
+from coordinator.cli.model import model_app, phantom_dataset
+from coordinator.cli.service import serve, tokens_app
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from shared.cli_support import console, friendly_errors, root_options
@@ -94,7 +94,7 @@ def demo(
     OUT/report. Re-running replaces the previous demo folder (and refuses to touch a folder the
     demo did not create). Ctrl-C stops every process the demo started.
     """
-    from coordinator.demo import DemoOptions, run_demo
+    from coordinator.demo.run import DemoOptions, run_demo
 
     options = DemoOptions(
         out=out, sites=sites, cases=cases, seed=seed, box=parse_box(box), spacing_mm=spacing_mm

@@ -1,0 +1,1 @@
+"""`coordinator`, the command the operator runs: `main` assembles it, one module per group of commands."""

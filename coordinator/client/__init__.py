@@ -1,0 +1,1 @@
+"""Clients of the coordinator service's API: operator and researcher calls, resumable downloads."""

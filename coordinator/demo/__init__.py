@@ -1,0 +1,1 @@
+"""`coordinator demo`: a whole federation on phantom data on this machine, and the page it leaves."""
