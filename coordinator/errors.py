@@ -1,5 +1,5 @@
-"""The coordinator's exception tree. Each error is defined beside the code that raises it; this
-module holds the base and draws the whole tree.
+"""The coordinator's exception tree: this module holds the base and draws the whole tree, each
+error beside the module that defines it.
 
     FedsynthError (shared.errors)
      +-- CoordinatorError          anything the coordinator raises on purpose
