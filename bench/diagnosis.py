@@ -6,8 +6,12 @@ Times the real networks of `shared.diagnosis.networks`: the class segmenter (the
 background plus five lesion classes) beside the whole-volume classifier (the earlier default), at
 the CPU box (48x48x64) and, on a CUDA machine, at the GPU box (96x96x128) too: one training step
 (forward, backward, AdamW) on a batch of 8, and inference on batches of 8, as medians over
-repeats after one warm-up, all in one run. Values of the voxels do not change the speed, so the
-volumes are random. Writes bench/results/diagnosis.json (bench/results/diagnosis-cuda.json on a GPU).
+repeats after one warm-up, all in one run. Beside them, the default model as a site runs it: the
+segmenter, the lesion features and the case head, from volumes to class probabilities
+(`DiagnosticModel.probabilities`; its training step is the segmenter's, the head is fitted once
+afterwards). The network's speed does not depend on the voxels, so the volumes are random; the
+features' does, and an untrained segmenter on random volumes calls the whole box lesion, the
+slowest case for them. Writes bench/results/diagnosis.json (bench/results/diagnosis-cuda.json on a GPU).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from monai.losses import DiceCELoss
 
 from bench.common import write_result
 from shared.crop_box import CPU_BOX, GPU_BOX, Box, box_text
+from shared.diagnosis.bundle import DiagnosticModel
+from shared.diagnosis.head import CaseHead
+from shared.diagnosis.lesion_features import feature_names
 from shared.diagnosis.networks import build_classifier, build_segmenter
 
 BATCH = 8
@@ -82,6 +89,30 @@ def _one(
     }
 
 
+def _whole_model(segmenter: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[str, object]:
+    """Inference of the default model: segmenter, lesion features and case head."""
+    lesions = tuple(f"lesion_{k}" for k in range(5))
+    metadata = {
+        "classes": ["normal", *lesions],
+        "input": {"spacing_mm": [4.0] * 3, "intensity": "CT window [-160, 240] HU scaled to [-1, 1]"},
+    }
+    head = CaseHead(len(feature_names(lesions)), 6).eval()
+    model = DiagnosticModel(None, segmenter, metadata, head)
+    images = x[:, 0].cpu().numpy()
+    infer_s = _time(lambda: model.probabilities(images, device=x.device, batch=BATCH), repeats, x.device)
+    box = box_text(tuple(x.shape[2:]))  # type: ignore[arg-type]
+    print(f"segmenter and case head {box} on {x.device.type}: inference {BATCH / infer_s:.1f} volumes/s")
+    return {
+        "network": "class segmenter and case head (the default model, volumes to class probabilities)",
+        "box": box,
+        "batch": BATCH,
+        "device": x.device.type,
+        "parameters": sum(p.numel() for net in (segmenter, head) for p in net.parameters()),
+        "train_volumes_per_s": None,
+        "inference_volumes_per_s": round(BATCH / infer_s, 1),
+    }
+
+
 def measure(box: Box, repeats: int, device: torch.device) -> list[dict[str, object]]:
     torch.manual_seed(0)
     x = torch.rand(BATCH, 1, *box, device=device) * 2 - 1
@@ -91,7 +122,8 @@ def measure(box: Box, repeats: int, device: torch.device) -> list[dict[str, obje
     segmenter = build_segmenter(lesion_classes=5).to(device)
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     return [
-        _one("class segmenter (default)", segmenter, dice_ce, x, m, repeats),
+        _one("class segmenter (the network alone)", segmenter, dice_ce, x, m, repeats),
+        _whole_model(segmenter, x, repeats),
         _one("classifier", classifier, torch.nn.CrossEntropyLoss(), x, y, repeats),
     ]
 

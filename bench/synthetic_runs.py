@@ -41,8 +41,7 @@ class Scale:
     synthetic_per_class: int  # per site and class, as a round's --per-class
     diagnosis_epochs: int
     diagnosis_patience: int
-    jobs: int  # generators trained at once
-    segment_all: bool  # False: only the pooled real and the epsilon-8 synthetic models get a segmenter
+    jobs: int  # generators and diagnostic models trained at once
 
 
 SCALES = {
@@ -64,7 +63,6 @@ SCALES = {
         diagnosis_epochs=40,
         diagnosis_patience=12,
         jobs=2,
-        segment_all=False,
     ),
     # Checks the whole pipeline in minutes; its numbers mean nothing.
     "smoke": Scale(
@@ -85,7 +83,6 @@ SCALES = {
         diagnosis_epochs=2,
         diagnosis_patience=2,
         jobs=1,
-        segment_all=False,
     ),
     # The GPU configuration: the GPU box at 2 mm and hundreds of patients per hospital.
     "full": Scale(
@@ -106,7 +103,6 @@ SCALES = {
         diagnosis_epochs=60,
         diagnosis_patience=12,
         jobs=1,
-        segment_all=True,
     ),
 }
 

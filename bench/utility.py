@@ -3,7 +3,7 @@
     python -m bench.utility [--scale ci|full] [--work DIR]
 
 On phantom hospitals of the four training profiles plus the external profile (see
-bench/synthetic_runs.py), trains the diagnostic model (classifier and segmenter) on:
+bench/synthetic_runs.py), trains the diagnostic model (the default class segmenter with its case head) on:
 
     real-pooled              all training hospitals' real cases together (what federation forbids)
     real-<site>              one hospital's real cases alone
@@ -17,9 +17,10 @@ bootstrap 95% intervals, per-class AUC, Dice, TSTR/TRTR ratios, and the two head
 as paired bootstrap differences on the same cases. Writes bench/results/utility.json,
 bench/results/utility.md and bench/results/utility-auc-vs-epsilon.png.
 
-`--scale ci` is the CPU configuration (32^3, 30 training patients per hospital, within 30 minutes
-on 2 cores); `--scale full` the GPU one (64^3, 240 per hospital). One training seed per model:
-the intervals cover the test cases, not the spread between training runs.
+`--scale ci` is the CPU configuration (the 48x48x64 box at 4 mm, 72 training patients per hospital;
+bench.yardstick trains its real rows); `--scale full` the GPU one (the 96x96x128 box at 2 mm, 240
+per hospital). One training seed per model: the intervals cover the test cases, not the spread
+between training runs (bench.yardstick gives that spread for the real rows).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, write_result
+from bench.model_runs import ModelJob, train_models
 from bench.phantom_sites import site_settings, store_items, write_dataset
 from bench.synthetic_runs import (
     EPSILONS,
@@ -50,7 +52,7 @@ from bench.synthetic_runs import (
 )
 from shared.crop_box import box_text
 from shared.devices import choose_device
-from shared.diagnosis.bundle import METADATA, load_model
+from shared.diagnosis.bundle import load_model
 from shared.diagnosis.dataset import load_dataset
 from shared.diagnosis.metrics import bootstrap, macro_auc
 from shared.phantom.profiles import TRAINING_PROFILES
@@ -138,32 +140,9 @@ def _items(folder: Path) -> list[SetItem]:
 
 
 def train_all(work: Path, configs: dict[str, Path], scale: Scale) -> dict[str, dict[str, Any]]:
-    from coordinator.diagnosis.training import Task, TrainOptions, train_model
-
-    trained = {}
-    segmented = ("real-pooled", f"synthetic-eps{eps_name(HEADLINE_EPSILON)}")
-    for n, (name, dataset) in enumerate(configs.items()):
-        folder = work / "models" / name
-        started = time.perf_counter()
-        task: Task = "both" if scale.segment_all or name in segmented else "classify"
-        if not (folder / METADATA).exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            options = TrainOptions(
-                task=task, epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience
-            )
-            train_model(dataset, folder, options)
-        model = load_model(folder, device=choose_device("auto"))
-        training = model.metadata["training"]
-        seconds = time.perf_counter() - started
-        trained[name] = {
-            "folder": folder,
-            "task": model.metadata["task"],
-            "cases": training["cases"] + training["validation_cases"],
-            "epochs_run": training["epochs_run"],
-            "train_s": round(seconds, 1),
-        }
-        say(f"[{n + 1}/{len(configs)}] model {name}: {trained[name]['cases']} cases, {seconds:.0f} s")
-    return trained
+    """Every configuration's model with the default task (the class segmenter and its case head)."""
+    jobs = [ModelJob(dataset, work / "models" / name, "segment") for name, dataset in configs.items()]
+    return dict(zip(configs, train_models(jobs, scale, say), strict=True))
 
 
 def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> dict[str, dict[str, Any]]:
@@ -416,11 +395,7 @@ def main() -> None:
         "site_scale": asdict(scale.site),
         "external_cases": scale.external_per_class * 6,
         "synthetic_per_class_per_site": scale.synthetic_per_class,
-        "diagnostic_task": (
-            "classifier and segmenter for every model"
-            if scale.segment_all
-            else "classifier; a segmenter too for real-pooled and the epsilon-8 synthetic model"
-        ),
+        "diagnostic_task": "segment (the class segmenter and its case head) for every model",
         "verdicts": verdicts(head),
         "headlines": head,
         "releases": [r.public() for r in releases],

@@ -27,53 +27,19 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, write_result
-from bench.synthetic_runs import EXTERNAL, SCALES, Scale, build_sites
+from bench.model_runs import ModelJob, train_models
+from bench.synthetic_runs import EXTERNAL, SCALES, build_sites
 from bench.utility import prepare_data, say
 from shared.crop_box import box_text
-from shared.diagnosis.bundle import METADATA, Task
+from shared.diagnosis.bundle import Task
 from shared.phantom.profiles import TRAINING_PROFILES
 
 GOAL = {"internal_min": 0.85, "external_min": 0.80, "max": 0.95}
-
-
-def train(dataset: Path, folder: Path, task: Task, seed: int, scale_name: str) -> dict[str, Any]:
-    """One model (read back when an earlier run with --work left it)."""
-    scale = SCALES[scale_name]
-    if scale.jobs > 1:  # models train `jobs` at a time: one thread each, not several fighting
-        import torch
-
-        torch.set_num_threads(1)
-    from coordinator.diagnosis.training import TrainOptions, train_model
-
-    started = time.perf_counter()
-    if not (folder / METADATA).exists():
-        options = TrainOptions(
-            task=task, epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience, seed=seed
-        )
-        train_model(dataset, folder, options)
-    return {"folder": folder, "train_s": round(time.perf_counter() - started, 1)}
-
-
-def train_all(
-    jobs: list[tuple[str, Task, int]], configs: dict[str, Path], models: Path, scale: Scale
-) -> list[dict[str, Any]]:
-    """Train (model, task, seed) jobs, `scale.jobs` at a time, in the order given."""
-    args = [
-        (configs[name], models / f"{name}-{task}-seed{seed}", task, seed, scale.name)
-        for name, task, seed in jobs
-    ]
-    say(f"training {len(jobs)} diagnostic models, {scale.jobs} at a time")
-    if scale.jobs == 1:
-        return [train(*a) for a in args]
-    with ProcessPoolExecutor(scale.jobs, mp_context=get_context("forkserver")) as pool:
-        return list(pool.map(train, *zip(*args, strict=True)))
 
 
 def score(model: dict[str, Any], tests: dict[str, Path]) -> dict[str, Any]:
@@ -196,7 +162,9 @@ def main() -> None:
 
         def rows_of(jobs: list[tuple[str, Task, int]]) -> list[dict[str, Any]]:
             """One row per (model, task), its seeds' scores in seed order."""
-            trained = train_all(jobs, configs, models, scale)
+            trained = train_models(
+                [ModelJob(configs[n], models / f"{n}-{t}-seed{s}", t, s) for n, t, s in jobs], scale, say
+            )
             out: dict[tuple[str, Task], dict[str, Any]] = {}
             for (name, task, seed), model in zip(jobs, trained, strict=True):
                 r = score(model, tests)

@@ -36,12 +36,17 @@ from coordinator.diagnosis.distributed import join_world
 from coordinator.errors import CoordinatorError
 from shared.diagnosis.bundle import DiagnosticModel, Task, lesion_classes, save_model, voxel_labels
 from shared.diagnosis.dataset import LoadedDataset, load_dataset
+from shared.diagnosis.head import CaseHead, fit_head
+from shared.diagnosis.lesion_features import feature_names
 from shared.diagnosis.metrics import dice, macro_auc
 from shared.diagnosis.networks import build_classifier, build_segmenter
 
 
 class TrainingError(CoordinatorError):
     """A dataset that cannot train the asked model (too few cases, no masks for segmentation)."""
+
+
+HEAD_AUGMENTED_COPIES = 2
 
 
 @dataclass(frozen=True)
@@ -233,16 +238,44 @@ def train_model(
     metadata["training"]["stopped_early"] = epoch < options.epochs
     final = DiagnosticModel(classifier, segmenter, metadata)
     if world.leader:
-        if best_epoch == 0:
-            save_model(out, final)
-        else:  # the weights on disk are the best epoch's; update only the card
+        if best_epoch > 0:  # the weights on disk are the best epoch's
             from shared.diagnosis.bundle import load_model
 
             final = load_model(out, device=device)
             final.metadata.update({"training": metadata["training"]})
-            save_model(out, final)
+        if final.segmenter is not None:
+            # Fitted on the training cases only, so that the validation cases score it honestly.
+            final.head = _fit_case_head(final, data, train_idx, augment, device)
+            final.metadata["training"]["case_head"] = {
+                "features": list(feature_names(lesions)),
+                "cases": len(train_idx),
+                "augmented_copies": HEAD_AUGMENTED_COPIES,
+            }
+            if len(val_idx):
+                final.metadata.setdefault("metrics", {}).update(
+                    {f"with_head_{k}": v for k, v in _scores(final, data, val_idx, device).items()}
+                )
+        save_model(out, final)
     world.barrier()
     return final
+
+
+def _fit_case_head(
+    model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, augment: Compose, device: torch.device
+) -> CaseHead:
+    """The case head, fitted on the features the trained segmenter gives every training case, as
+    it is and in augmented copies: on its own training cases the segmenter is
+    sharper than on a new hospital's, and the copies show the head the rougher masks it will meet."""
+    images = [data.images[idx]]
+    for _ in range(HEAD_AUGMENTED_COPIES):
+        copies = [
+            augment({"image": data.images[i][None], "mask": data.masks[i][None].astype(np.float32)})["image"]
+            for i in idx
+        ]
+        images.append(np.stack([np.asarray(c[0], dtype=np.float32) for c in copies]))
+    features = np.concatenate([model.lesion_features(x, device=device) for x in images])
+    labels = np.tile(data.labels[idx], len(images))
+    return fit_head(features, labels, len(model.classes))
 
 
 def _scores(

@@ -2,13 +2,16 @@
 
     <model>/classifier.safetensors   (task "classify" or "both")
     <model>/segmenter.safetensors    (task "segment", the default, or "both")
+    <model>/head.safetensors         the segmenter's case head (task "segment" or "both")
     <model>/metadata.json            classes, input, intensity, training data and its card, versions, metrics
 
 The segmenter labels every voxel background or one of the lesion classes (every class but
-`normal`). Its case-level probabilities come from what it segments: each lesion class's volume in
-the predicted lesion, against a pseudo-volume of 1 ml for `normal`, so a case with no lesion
-voxel is `normal` and a large confident lesion is its class. No extra head is trained: with tens of
-patients per class a second head would overfit, while the volumes use the dense voxel supervision.
+`normal`). Its case-level probabilities come from what it segments, through the case head: a linear
+model on the predicted lesion's features (`shared.diagnosis.lesion_features`: size, HU mix,
+position, margin, and the segmenter's own class shares). Without a head (a model saved before the
+head is fitted, during training) they are each lesion class's volume in the predicted lesion,
+against a pseudo-volume of 1 ml for `normal`, so a case with no lesion voxel is `normal` and a
+large confident lesion is its class.
 
 Loading never unpickles anything, and checks every weight file against the card's sha256, so a
 site that scores a model knows it scores exactly the one the card describes.
@@ -33,6 +36,8 @@ from torch import nn
 from shared import __version__
 from shared.classes import NORMAL
 from shared.crop_box import Box
+from shared.diagnosis.head import CaseHead
+from shared.diagnosis.lesion_features import feature_names, lesion_features, window_of
 from shared.diagnosis.networks import build_classifier, build_segmenter
 from shared.errors import FedsynthError
 from shared.hashing import file_sha256
@@ -85,6 +90,7 @@ class DiagnosticModel:
     classifier: nn.Module | None
     segmenter: nn.Module | None
     metadata: dict[str, Any]
+    head: CaseHead | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -109,6 +115,10 @@ class DiagnosticModel:
             )
             return scores.astype(np.float64)
         assert self.segmenter is not None
+        if self.head is not None:
+            with torch.no_grad():
+                logits = self.head(torch.as_tensor(self.lesion_features(images, device=device, batch=batch)))
+            return torch.softmax(logits.double(), dim=1).numpy()
         voxel_ml = self.voxel_ml
         scores = _batched(
             self.segmenter,
@@ -118,6 +128,23 @@ class DiagnosticModel:
             lambda y: case_probabilities(torch.softmax(y.float(), dim=1).cpu(), self.classes, voxel_ml),
         )
         return scores.astype(np.float64)
+
+    def lesion_features(
+        self, images: NDArray[np.float32], *, device: torch.device, batch: int = 8
+    ) -> NDArray[np.float32]:
+        """The case head's inputs: the features of the lesion the segmenter predicts in each volume."""
+        if self.segmenter is None:
+            raise ModelError("this model has no segmenter (trained with --task classify)")
+        window = window_of(self.metadata["input"]["intensity"])
+        self.segmenter.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                chunk = images[start : start + batch]
+                y = self.segmenter(torch.from_numpy(chunk).unsqueeze(1).to(device))
+                softmax = torch.softmax(y.float(), dim=1).cpu()
+                out.append(lesion_features(chunk, softmax, window_hu=window, voxel_ml=self.voxel_ml))
+        return np.concatenate(out)
 
     def lesion_masks(
         self, images: NDArray[np.float32], *, device: torch.device, batch: int = 8
@@ -148,7 +175,8 @@ def _batched(
 def save_model(folder: Path, model: DiagnosticModel) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     weights: dict[str, str] = {}
-    for name, net in (("classifier", model.classifier), ("segmenter", model.segmenter)):
+    nets = (("classifier", model.classifier), ("segmenter", model.segmenter), ("head", model.head))
+    for name, net in nets:
         if net is None:
             continue
         path = folder / f"{name}.safetensors"
@@ -179,18 +207,25 @@ def load_model(folder: Path, *, device: torch.device) -> DiagnosticModel:
                 f"the model in {folder} takes the first design's cube crop; train a new one on boxes"
             )
         box, classes = tuple(metadata["input"]["box"]), tuple(metadata["classes"])
-        nets: dict[str, nn.Module | None] = {"classifier": None, "segmenter": None}
+        lesions = lesion_classes(classes)
+        builders: dict[str, Callable[[], nn.Module]] = {
+            "classifier": lambda: build_classifier(box=box, classes=len(classes)),
+            "segmenter": lambda: build_segmenter(lesion_classes=len(lesions)),
+            "head": lambda: CaseHead(len(feature_names(lesions)), len(classes)),
+        }
+        nets: dict[str, nn.Module | None] = dict.fromkeys(builders)
         for name, digest in metadata["weights_sha256"].items():
             path = folder / f"{name}.safetensors"
+            if name not in builders:
+                raise ModelError(f"{folder / METADATA} lists weights {name!r}, which no network here has")
             if file_sha256(path) != digest:
                 raise ModelError(f"{path} does not match the sha256 in {folder / METADATA}")
-            net = (
-                build_classifier(box=box, classes=len(classes))
-                if name == "classifier"
-                else build_segmenter(lesion_classes=len(lesion_classes(classes)))
-            )
+            net = builders[name]()
             net.load_state_dict(load_file(str(path), device="cpu"))
             nets[name] = net.to(device).eval()
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:  # RuntimeError: weights of another shape
         raise ModelError(f"cannot load the model in {folder}: {exc}") from None
-    return DiagnosticModel(nets["classifier"], nets["segmenter"], metadata)
+    head = nets["head"]
+    return DiagnosticModel(
+        nets["classifier"], nets["segmenter"], metadata, head.cpu() if isinstance(head, CaseHead) else None
+    )

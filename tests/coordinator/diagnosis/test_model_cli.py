@@ -60,7 +60,9 @@ def test_train_then_evaluate_writes_a_readable_card_report_and_plots(
     assert metadata["training"]["epochs_run"] == 2 and set(metadata["weights_sha256"]) == {
         "classifier",
         "segmenter",
+        "head",
     }
+    assert metadata["training"]["case_head"]["cases"] > 0
     assert load_file(str(model / "classifier.safetensors"))  # plain tensors, no pickle
     assert not list(model.glob("*.pt")) and not list(model.glob("*.pkl"))
 
