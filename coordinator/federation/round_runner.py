@@ -202,7 +202,7 @@ class RoundRunner:
             self.report.progress = f"epoch {epoch.epoch}/{self.plan.diagnosis_epochs}"
             self._save(throttle=True)
 
-        options = TrainOptions(  # the default task: the class segmenter, whose volumes give the class
+        options = TrainOptions(  # the default task: the class segmenter, whose case head gives the class
             epochs=self.plan.diagnosis_epochs,
             patience=self.plan.diagnosis_patience,
             seed=self.plan.seed,

@@ -43,6 +43,8 @@ from shared.errors import FedsynthError
 from shared.hashing import file_sha256
 
 METADATA = "metadata.json"
+WEIGHTS = ("classifier", "segmenter", "head")  # <name>.safetensors, each listed in the card
+MODEL_FILES = frozenset({METADATA, *(f"{name}.safetensors" for name in WEIGHTS)})
 Task = Literal["classify", "segment", "both"]
 TASKS: tuple[Task, ...] = ("segment", "classify", "both")
 NORMAL_PSEUDO_ML = 1.0  # a case is normal until its predicted lesion outweighs this much tissue
@@ -175,8 +177,8 @@ def _batched(
 def save_model(folder: Path, model: DiagnosticModel) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     weights: dict[str, str] = {}
-    nets = (("classifier", model.classifier), ("segmenter", model.segmenter), ("head", model.head))
-    for name, net in nets:
+    nets = dict(zip(WEIGHTS, (model.classifier, model.segmenter, model.head), strict=True))
+    for name, net in nets.items():
         if net is None:
             continue
         path = folder / f"{name}.safetensors"

@@ -20,7 +20,7 @@ import numpy as np
 from flwr.app import RecordDict
 
 from shared.crop_box import box_text
-from shared.diagnosis.bundle import ModelError, model_sha256
+from shared.diagnosis.bundle import MODEL_FILES, ModelError, model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.errors import FedsynthError
 from shared.federation.messages import (
@@ -50,8 +50,6 @@ from site_agent.privacy.ledger import Ledger
 from site_agent.synthetic.export import release_set, released_copy
 
 log = logging.getLogger(__name__)
-
-MODEL_FILES = frozenset({"metadata.json", "classifier.safetensors", "segmenter.safetensors"})
 
 
 class Declined(SiteRefusal):
