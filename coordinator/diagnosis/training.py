@@ -264,8 +264,8 @@ def _fit_case_head(
     model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, augment: Compose, device: torch.device
 ) -> CaseHead:
     """The case head, fitted on the features the trained segmenter gives every training case, as
-    it is and in augmented copies: on its own training cases the segmenter is
-    sharper than on a new hospital's, and the copies show the head the rougher masks it will meet."""
+    it is and in augmented copies: on its own training cases the segmenter is sharper than on a
+    new hospital's, and the copies show the head the rougher masks it will meet."""
     images = [data.images[idx]]
     for _ in range(HEAD_AUGMENTED_COPIES):
         copies = [

@@ -1,6 +1,6 @@
 """The segmenter's case head: multinomial logistic regression on the lesion features.
 
-Linear on purpose: a few dozen standardised features and six classes make about 150 weights, which
+Linear on purpose: 22 standardised features and six classes make 138 weights, which
 tens of patients per class can fit without overfitting (a hidden layer would not be), and its
 weights read as which sign points to which class. It is fitted once, after the segmenter, on the
 training cases' features (`fit_head`); L2 keeps it from leaning on any one feature.
