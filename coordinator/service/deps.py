@@ -60,7 +60,10 @@ def get_config_file(request: Request) -> Path:
 
 
 SettingsDep = Annotated[CoordinatorSettings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# "function" scope: the session commits when the route returns, before the response is sent. With
+# FastAPI's default ("request") it committed after, so a client could act on an answer (publish,
+# unpublish, register) before its change was in the database; downloads stream outside it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 ArchivePlansDep = Annotated[ArchivePlans, Depends(get_archive_plans)]
 WatcherDep = Annotated[Watcher, Depends(get_watcher)]

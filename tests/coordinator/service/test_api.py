@@ -116,6 +116,13 @@ def test_a_researcher_finds_downloads_and_verifies_only_published_sets(service: 
         for sneaky in ("../../coordinator.toml", "images/../../../coordinator.db", "nothing.txt"):
             assert researcher.get(f"/datasets/pooled/1/files/{sneaky}").status_code == 404
 
+        # Each answer means its change is stored: the very next request sees it, every time (the
+        # session once committed after the response was sent, and a quick client saw the old state).
+        for _ in range(20):
+            assert operator.post("/datasets/pooled/1/unpublish").status_code == 200
+            assert researcher.get("/datasets/pooled/1/card").status_code == 404
+            assert operator.post("/datasets/pooled/1/publish").status_code == 200
+            assert researcher.get("/datasets/pooled/1/card").status_code == 200
         assert operator.post("/datasets/pooled/1/unpublish").status_code == 200
         assert researcher.get("/datasets/pooled/1/archive").status_code == 404
         actions = [(e["actor"], e["action"]) for e in operator.get("/audit").json()]
