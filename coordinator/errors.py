@@ -11,6 +11,8 @@ error beside the module that defines it.
           |    +-- RoundCancelled        federation.errors: an operator cancelled the round
           |    +-- ReplyRejected         federation.validation: a site's reply failed a check
           +-- TrainingError        diagnosis.training: a dataset that cannot train the asked model
+          +-- CorpusError          foundation.corpus: a public corpus that is empty or not CT
+          +-- FoundationTrainingError  foundation.training: settings a foundation cannot train with
           +-- TokenError           service.tokens: a token cannot be made or used
           +-- StorageError         service.object_store: an object could not be written, read, checked
           +-- CatalogueError       service.catalogue: what a round left does not check out

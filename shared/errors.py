@@ -14,6 +14,7 @@
      +-- DatasetError             diagnosis.dataset: incomplete, inconsistent or failing its checksums
      +-- ModelError               diagnosis.bundle: files missing, unlike its card, or unfit for the data
      +-- IntensityError           diagnosis.lesion_features: an intensity text that names no HU window
+     +-- FoundationError          foundation.artefact: files missing, unlike its card, or not the hash asked
      +-- PrivacyMathError         privacy.accounting: parameters no accountant can answer (a ValueError)
      +-- SiteAgentError           the site agent's tree, drawn in site_agent.errors
      +-- CoordinatorError         the coordinator's tree, drawn in coordinator.errors

@@ -38,7 +38,10 @@ def render_settings_file(settings: BaseModel, header: str) -> str:
 def _section(name: str, section: BaseModel) -> str:
     lines = [f"[{name}]\n", _comment(type(section).__doc__)]
     for key, field in type(section).model_fields.items():
-        lines.append(_comment(field.description) + f"{key} = {_toml(getattr(section, key))}\n")
+        value = getattr(section, key)
+        # TOML has no null: a setting that is unset by default is shown, commented out.
+        line = f"# {key} = (not set)\n" if value is None else f"{key} = {_toml(value)}\n"
+        lines.append(_comment(field.description) + line)
     return "".join(lines)
 
 

@@ -1,4 +1,12 @@
-"""One picture of a volume for a person to check: axial, coronal and sagittal planes side by side."""
+"""One picture of a volume for a person to check: axial, coronal and sagittal planes side by side.
+
+Every view follows radiological convention: axial slices are seen from the feet (the patient's
+right on the image's left, anterior up), coronal ones from the front (head up, the patient's right
+on the left), sagittal ones from the patient's left (head up, anterior on the left). `axial`,
+`coronal` and `sagittal` cut those planes out of a box in RAS order (x towards the patient's right,
+y anterior, z superior), as every stored case and synthetic volume is, ready to draw with row 0
+at the top.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 OUTLINE_COLOUR = "#ff3b30"
+
+
+def axial(volume: NDArray[np.generic], z: int) -> NDArray[np.generic]:
+    """Slice `z` of a RAS box as seen from the feet: anterior up, the patient's right on the left."""
+    return volume[::-1, ::-1, z].T
+
+
+def coronal(volume: NDArray[np.generic], y: int) -> NDArray[np.generic]:
+    """Plane `y` of a RAS box as seen from the front: head up, the patient's right on the left."""
+    return volume[::-1, y, ::-1].T
+
+
+def sagittal(volume: NDArray[np.generic], x: int) -> NDArray[np.generic]:
+    """Plane `x` of a RAS box as seen from the patient's left: head up, anterior on the left."""
+    return volume[x, ::-1, ::-1].T
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,29 @@ class SiteReceive(SettingsSection):
 class SiteGenerator(SettingsSection):
     """The synthetic-data generator, trained here with DP-SGD (`site-agent train`)."""
 
-    backend: Literal["dpgan3d"] = "dpgan3d"
+    backend: Literal["dpgan3d", "ldm3d"] = Field(
+        "dpgan3d",
+        description='"ldm3d": a public foundation fine-tuned here under DP (needs `foundation`); '
+        '"dpgan3d": a 3D GAN trained from scratch.',
+    )
+    foundation: Path | None = Field(
+        None,
+        description="Folder of the public foundation (`coordinator foundation train`) that ldm3d starts "
+        "from; public weights cost no privacy budget.",
+    )
+    foundation_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The foundation's sha256 (its card's); a foundation that does not match is refused.",
+    )
+    trainable: Literal["classes", "conditioning", "all"] = Field(
+        "conditioning",
+        description="ldm3d: what the DP fine-tune trains: the class embeddings, those and each block's "
+        "embedding projection (the default), or every weight.",
+    )
+    draws_per_patient: int = Field(
+        4, ge=1, le=64, description="ldm3d: noise draws averaged inside each patient's loss per step."
+    )
     epochs: float = Field(
         30.0,
         gt=0,

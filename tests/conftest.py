@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def site_config(tmp_path: Path) -> Path:
         text = text.replace(old, new)
     path.write_text(text)
     return path
+
+
+@dataclass(frozen=True)
+class TinyFoundation:
+    folder: Path
+    sha256: str
+
+
+@pytest.fixture(scope="session")
+def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
+    """A foundation at the test box, trained for a few steps on six public phantom patients:
+    the tests check files, hashes, accounting and refusals, not image quality."""
+    from coordinator.foundation.corpus import CorpusRequest, build_corpus
+    from coordinator.foundation.training import TrainingSettings, train_foundation
+    from shared.foundation.artefact import save_foundation
+    from shared.foundation.networks import FoundationSpec
+
+    spec = FoundationSpec(TEST_BOX, TEST_SPACING_MM)
+    corpus = build_corpus(CorpusRequest(spec, phantom_cases=6, phantom_seed=3, matrix=64))
+    foundation = train_foundation(
+        corpus, spec, TrainingSettings("tiny-test", autoencoder_epochs=2, denoiser_epochs=4, seed=1)
+    )
+    folder = tmp_path_factory.mktemp("foundation") / "tiny"
+    return TinyFoundation(folder, save_foundation(folder, foundation))

@@ -9,6 +9,7 @@ import typer
 
 from coordinator.cli.datasets import datasets_app, models_app
 from coordinator.cli.federation import certs_app, rounds_app, sites_app, superlink
+from coordinator.cli.foundation import foundation_app
 from coordinator.cli.model import model_app, phantom_dataset
 from coordinator.cli.service import serve, tokens_app
 from coordinator.config import CONFIG_ENV_VAR, load_coordinator_settings
@@ -103,6 +104,7 @@ def demo(
 
 
 app.add_typer(model_app)
+app.add_typer(foundation_app)
 app.add_typer(certs_app)
 app.add_typer(sites_app)
 app.add_typer(rounds_app)

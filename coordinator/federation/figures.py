@@ -12,6 +12,7 @@ import numpy as np
 
 from shared.diagnosis.dataset import LoadedDataset
 from shared.schemas import SiteMetricsReply
+from shared.three_views import axial
 
 PER_CLASS = 6
 
@@ -29,9 +30,9 @@ def save_montage(data: LoadedDataset, path: Path) -> None:
                 continue
             n = chosen[col]
             z = data.images.shape[-1] // 2
-            ax.imshow(data.images[n, :, :, z].T, cmap="gray", vmin=-1, vmax=1, origin="lower")
+            ax.imshow(axial(data.images[n], z), cmap="gray", vmin=-1, vmax=1)
             if data.masks[n, :, :, z].any():
-                ax.contour(data.masks[n, :, :, z].T, levels=[0.5], colors="#ff3b30", linewidths=0.8)
+                ax.contour(axial(data.masks[n], z), levels=[0.5], colors="#ff3b30", linewidths=0.8)
             if data.sites:
                 ax.set_title(data.sites[n], fontsize=7)
         axes[row, 0].text(

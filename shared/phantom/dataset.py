@@ -25,7 +25,7 @@ from shared.phantom.defects import DEFECTS, DefectRecord
 from shared.phantom.dicom_io import spec_for_study, write_series
 from shared.phantom.nifti_io import write_mask
 from shared.phantom.preview import write_preview
-from shared.phantom.profiles import PhantomError, get_profile
+from shared.phantom.profiles import PROFILES, PUBLIC_PROFILE, PhantomError, get_profile
 from shared.phantom.scanner import NATIVE_MATRIX
 from shared.phantom.study import case_rng, generate_study
 
@@ -90,6 +90,13 @@ def assign_labels(request: PhantomRequest) -> list[str]:
 
 def write_phantom(request: PhantomRequest, progress: Progress | None = None) -> PhantomSummary:
     get_profile(request.profile)  # an unknown profile fails here, before anything is written
+    if request.profile == PUBLIC_PROFILE:
+        # A hospital's phantom is labelled; the public corpus must never be (nor hold a class's mass).
+        raise PhantomError(
+            f"profile {PUBLIC_PROFILE!r} is the foundation model's unlabelled public corpus, which "
+            "`coordinator foundation train --phantom-cases N` draws; choose a hospital's profile: "
+            f"{', '.join(p for p in PROFILES if p != PUBLIC_PROFILE)}"
+        )
     if not 1 <= request.cases <= MAX_CASES:
         raise PhantomError(f"--cases must be between 1 and {MAX_CASES}, got {request.cases}")
     if request.jobs < 1:

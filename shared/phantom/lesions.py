@@ -371,6 +371,37 @@ def _normal(canvas: Canvas, rng: np.random.Generator, body: Body, lm: Landmarks)
     return LesionInfo(NORMAL, "fatty_thymic_remnant")
 
 
+# What a public chest CT collection holds: lung nodules with their masks, sometimes enlarged
+# mediastinal nodes (not masked), and never a mediastinal mass of the six classes. Not a class:
+# a public patient has no label, and its mask teaches only how a lesion and its mask go together.
+PUBLIC_FINDINGS = "public_findings"
+
+
+def _public_findings(canvas: Canvas, rng: np.random.Generator, body: Body, lm: Landmarks) -> LesionInfo:
+    info = LesionInfo(PUBLIC_FINDINGS, "lung_nodules")
+    count = int(rng.choice([0, 1, 1, 2, 2, 3]))
+    low = max(lm.diaphragm_right_z, lm.diaphragm_left_z) + 25.0
+    for _ in range(count):
+        side = -1.0 if rng.random() < 0.5 else 1.0
+        center = (
+            side * float(rng.uniform(0.45, 0.8)) * lm.cavity_half_width,
+            lm.cavity_center_y + float(rng.uniform(-0.5, 0.6)) * lm.cavity_half_depth,
+            float(rng.uniform(low, lm.carina[2] + 70.0 * body.height)),
+        )
+        r = float(rng.uniform(3.0, 9.0))  # up to 18 mm across: below the smallest mass of any class
+        canvas.paint(
+            Ellipsoid(center, (r, r * float(rng.uniform(0.8, 1.0)), r * float(rng.uniform(0.8, 1.1)))),
+            float(rng.uniform(20, 60)),
+            Tissue.LESION,
+            only=(Tissue.LUNG, Tissue.LUNG_VESSEL),
+        )
+        info.diameter_mm = max(info.diameter_mm, 2 * r)
+    if rng.random() < 0.3:
+        _enlarged_nodes(canvas, rng, body, int(rng.integers(1, 4)))
+        info.features.append("enlarged_nodes")
+    return info
+
+
 _PAINTERS: dict[str, Callable[[Canvas, np.random.Generator, Body, Landmarks], LesionInfo]] = {
     NORMAL: _normal,
     THYMOMA: _thymoma,
@@ -378,4 +409,5 @@ _PAINTERS: dict[str, Callable[[Canvas, np.random.Generator, Body, Landmarks], Le
     GERM_CELL_TUMOUR: _germ_cell_tumour,
     NEUROGENIC_TUMOUR: _neurogenic_tumour,
     BENIGN_CYST: _benign_cyst,
+    PUBLIC_FINDINGS: _public_findings,
 }

@@ -1,9 +1,9 @@
 """Scanner and population profiles: what makes one hospital's CT look unlike another's.
 
-Four training-site profiles and one `external` profile that no training site shares, used to
-measure how a model generalises. Figures follow DESIGN.md: pixel spacing 0.6-1.0 mm, slice spacing
-1-5 mm, noise 8-30 HU, HU calibration offsets of a few HU, contrast or not, vendor tags, patient
-size and class prevalence.
+Four training-site profiles, one `external` profile that no training site shares, used to measure
+how a model generalises, and one `public` profile for the foundation model's corpus. Figures
+follow DESIGN.md: pixel spacing 0.6-1.0 mm, slice spacing 1-5 mm, noise 8-30 HU, HU calibration
+offsets of a few HU, contrast or not, vendor tags, patient size and class prevalence.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def _prev(
     total = sum(raw.values())
     return {k: v / total for k, v in raw.items()}
 
+
+PUBLIC_PROFILE = "public"
 
 PROFILES: dict[str, ScannerProfile] = {
     p.name: p
@@ -179,6 +181,30 @@ PROFILES: dict[str, ScannerProfile] = {
             signed_pixels=True,
             padding_hu=-2048.0,
             kvp=100.0,
+        ),
+        # The public corpus a foundation model learns from: chest CT as a public collection holds
+        # it, from a scanner no hospital uses, without a mediastinal mass or a class label (its
+        # patients are drawn with shared.phantom.lesions.PUBLIC_FINDINGS, not from `prevalence`).
+        ScannerProfile(
+            name=PUBLIC_PROFILE,
+            description="Public chest CT collection; another vendor, 1.25 mm slices, no mediastinal mass",
+            manufacturer="FUJIFILM",
+            model="FCT Speedia HD",
+            kernel="FC08",
+            lung_kernel="FC86",
+            pixel_spacing_mm=(0.66, 0.84),
+            slice_spacing_mm=1.25,
+            noise_hu=15.0,
+            kernel_blur_mm=0.7,
+            edge_enhancement=0.08,
+            hu_offset=0.0,
+            contrast_rate=0.6,
+            patient_size=1.02,
+            prevalence=_prev(1, 0, 0, 0, 0, 0),
+            file_naming="numbered",
+            shuffled=False,
+            signed_pixels=True,
+            padding_hu=None,
         ),
     )
 }

@@ -3,6 +3,7 @@
 from shared.schemas._base import SchemaError, VersionedModel
 from shared.schemas.card import DatasetCard, SiteContribution
 from shared.schemas.common import GeneratorInfo, PrivacySpend
+from shared.schemas.foundation_card import CorpusSource, FoundationCard
 from shared.schemas.manifest import ManifestItem, SyntheticSetManifest
 from shared.schemas.metrics import ClassMetrics, Figure, SiteMetricsReply
 from shared.schemas.round_request import RoundRequest
@@ -11,9 +12,11 @@ from shared.schemas.site_reply import BudgetStatus, EvaluateRequest, Refusal, Re
 __all__ = [
     "BudgetStatus",
     "ClassMetrics",
+    "CorpusSource",
     "DatasetCard",
     "EvaluateRequest",
     "Figure",
+    "FoundationCard",
     "GeneratorInfo",
     "ManifestItem",
     "PrivacySpend",

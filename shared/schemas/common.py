@@ -57,3 +57,6 @@ class GeneratorInfo(_Part):
     backend: Identifier
     version: str = Field(min_length=1, max_length=64)
     weights_sha256: Sha256 | None = None
+    # The public foundation a fine-tuned generator started from (public weights: no privacy cost).
+    foundation_id: Identifier | None = None
+    foundation_sha256: Sha256 | None = None

@@ -93,3 +93,7 @@ class GeneratorBackend(Protocol):
     def save(self, folder: Path) -> str:
         """Write the weights (safetensors) and the backend's card; return the weights' sha256."""
         ...
+
+    def foundation(self) -> tuple[str, str] | None:
+        """The id and sha256 of the public foundation it was fine-tuned from, if any."""
+        ...

@@ -1,4 +1,4 @@
-"""Backends by name: the one place a new generator (DP diffusion next) is plugged in."""
+"""Backends by name: the one place a generator is plugged in."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from site_agent.config import SiteSettings
 from site_agent.generator.backend import GeneratorBackend, GeneratorError
 from site_agent.generator.dpgan3d.backend import DPGan3D
+from site_agent.generator.ldm3d.backend import LatentDiffusion3D, open_foundation
 
 
 def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBackend:
@@ -23,10 +24,30 @@ def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBacken
             grad_sample_mode=g.grad_sample_mode,
             device=device,
         )
+    if g.backend == "ldm3d":
+        if g.foundation is None:
+            raise GeneratorError(
+                '[generator] backend = "ldm3d" starts from a public foundation: set [generator] '
+                "foundation to its folder (and foundation_sha256 to its hash)"
+            )
+        foundation, sha256 = open_foundation(g.foundation, g.foundation_sha256, device)
+        return LatentDiffusion3D(
+            foundation=foundation,
+            foundation_sha256=sha256,
+            classes=settings.classes,
+            box=settings.preprocessing.box,
+            trainable=g.trainable,
+            draws_per_patient=g.draws_per_patient,
+            learning_rate=g.learning_rate,
+            grad_sample_mode=g.grad_sample_mode,
+            device=device,
+        )
     raise GeneratorError(f"unknown generator backend {g.backend!r}")
 
 
 def load_backend(name: str, folder: Path, device: torch.device) -> GeneratorBackend:
     if name == DPGan3D.name:
         return DPGan3D.load(folder, device=device)
+    if name == LatentDiffusion3D.name:
+        return LatentDiffusion3D.load(folder, device=device)
     raise GeneratorError(f"unknown generator backend {name!r} in {folder}")

@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from shared.three_views import axial
 from site_agent.generator.backend import GeneratorBackend, TrainingSet
 
 PER_CLASS = 4
@@ -71,9 +72,9 @@ def _montage(
         for j, index in enumerate(np.flatnonzero(labels == k)[:PER_CLASS]):
             ax = axes[k, j]
             middle = images.shape[3] // 2  # axial slice through the box's centre (RAS: last axis is S)
-            ax.imshow(images[index, :, :, middle].T, cmap="gray", vmin=-1, vmax=1, origin="lower")
+            ax.imshow(axial(images[index], middle), cmap="gray", vmin=-1, vmax=1)
             if masks[index, :, :, middle].any():
-                ax.contour(masks[index, :, :, middle].T, levels=[0.5], colors="red", linewidths=0.6)
+                ax.contour(axial(masks[index], middle), levels=[0.5], colors="red", linewidths=0.6)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:

@@ -29,7 +29,7 @@ from shared.privacy import DPRun, decode_epsilon, encode_epsilon
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
-from site_agent.generator.backend import GeneratorError, StepReport, TrainingPlan
+from site_agent.generator.backend import GeneratorBackend, GeneratorError, StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
 from site_agent.generator.registry import new_backend
 from site_agent.generator.review import write_review
@@ -168,7 +168,7 @@ def train_generator(
         round_id=run.round_id,
         patients=len(data),
         privacy=privacy,
-        generator=GeneratorInfo(backend=backend.name, version=backend.version, weights_sha256=weights_sha),
+        generator=generator_info(backend, weights_sha),
         box=settings.preprocessing.box,
         spacing_mm=settings.preprocessing.spacing_mm,
         classes=settings.classes,
@@ -179,6 +179,17 @@ def train_generator(
     ledger.complete(run.run_id, steps=privacy.steps, epsilon=privacy.epsilon)
     checkpoints.remove()
     return result
+
+
+def generator_info(backend: GeneratorBackend, weights_sha256: str) -> GeneratorInfo:
+    origin = backend.foundation()
+    return GeneratorInfo(
+        backend=backend.name,
+        version=backend.version,
+        weights_sha256=weights_sha256,
+        foundation_id=None if origin is None else origin[0],
+        foundation_sha256=None if origin is None else origin[1],
+    )
 
 
 def _resumable(ledger: Ledger, *, round_id: str, epsilon: float, abandon: bool) -> Run | None:

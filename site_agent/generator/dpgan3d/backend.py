@@ -190,6 +190,9 @@ class DPGan3D:
 
     # --- files ---------------------------------------------------------------------------------
 
+    def foundation(self) -> tuple[str, str] | None:
+        return None  # trained from scratch
+
     def card(self) -> dict[str, Any]:
         return {
             "backend": self.name,

@@ -1,0 +1,128 @@
+"""`coordinator foundation train|show`: the public foundation model.
+
+Registered on the `coordinator` app by `coordinator.cli.main`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.cli_support import console, friendly_errors
+from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
+
+foundation_app = typer.Typer(
+    name="foundation",
+    help=(
+        "The foundation model: a 3D latent diffusion model of chest CT (image and lesion mask), "
+        "trained here on public CT only, without DP, which every hospital starts its DP fine-tune from."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@foundation_app.command("train")
+@friendly_errors
+def train(
+    out: Annotated[Path, typer.Argument(help="New foundation folder.")],
+    foundation_id: Annotated[str, typer.Option("--id", help="The foundation's name in rounds and cards.")],
+    phantom_cases: Annotated[
+        int,
+        typer.Option(
+            "--phantom-cases",
+            min=0,
+            help="Phantom patients of the public profile (lung nodules, no mediastinal mass, no label).",
+        ),
+    ] = 0,
+    nifti: Annotated[
+        list[Path] | None,
+        typer.Option("--nifti", help="Folder of public chest CT as NIfTI in HU; repeat for several."),
+    ] = None,
+    nifti_licence: Annotated[
+        str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
+    ] = "see the collection's licence",
+    box: Annotated[
+        str, typer.Option("--box", help="The round's box, x,y,z voxels (multiples of 8).")
+    ] = box_text(CPU_BOX).replace("x", ","),
+    spacing_mm: Annotated[float, typer.Option("--spacing-mm", help="The round's spacing.")] = CPU_SPACING_MM,
+    autoencoder_epochs: Annotated[float, typer.Option("--autoencoder-epochs")] = 30.0,
+    denoiser_epochs: Annotated[float, typer.Option("--denoiser-epochs")] = 400.0,
+    seed: Annotated[int, typer.Option("--seed", help="Phantom patients and training.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
+) -> None:
+    """Train a foundation on public CT, through exactly the site preprocessing, and write it to OUT
+    (safetensors weights and a card with its corpus, training and hashes)."""
+    from coordinator.foundation.corpus import CorpusRequest, build_corpus
+    from coordinator.foundation.training import TrainingSettings, train_foundation
+    from shared.errors import FedsynthError
+    from shared.foundation.artefact import save_foundation
+    from shared.foundation.networks import FoundationSpec
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FedsynthError(
+            f"{out} exists and is not empty; choose a new foundation folder (nothing was changed)"
+        )
+    spec = FoundationSpec(parse_box(box), spacing_mm)
+    request = CorpusRequest(
+        spec,
+        phantom_cases=phantom_cases,
+        phantom_seed=seed,
+        nifti=tuple(nifti or ()),
+        nifti_licence=nifti_licence,
+        jobs=jobs,
+    )
+    settings = TrainingSettings(
+        foundation_id=foundation_id,
+        autoencoder_epochs=autoencoder_epochs,
+        denoiser_epochs=denoiser_epochs,
+        seed=seed,
+    )
+    say = lambda message: console.print(message, highlight=False)  # noqa: E731
+    corpus = build_corpus(request, say)
+    say(f"public corpus: {len(corpus)} boxes of {box_text(spec.box)} at {spec.spacing_mm:g} mm")
+    foundation = train_foundation(corpus, spec, settings, say)
+    sha256 = save_foundation(out, foundation)
+    console.print(f"Foundation {foundation_id}: {out}\n  sha256 {sha256}", highlight=False)
+    console.print(
+        f"Look at what it draws: coordinator foundation show {out} --out samples.png", highlight=False
+    )
+
+
+@foundation_app.command("show")
+@friendly_errors
+def show(
+    folder: Annotated[Path, typer.Argument(help="Foundation folder.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")],
+    samples: Annotated[int, typer.Option("--samples", min=1, max=32)] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    steps: Annotated[int, typer.Option("--steps", min=2, max=1000, help="DDIM steps.")] = 50,
+) -> None:
+    """Draw boxes from the foundation (its public row: no class) and save them as a montage of
+    axial and coronal slices, radiological convention."""
+    import numpy as np
+
+    from shared.foundation.artefact import foundation_sha256, load_foundation
+    from shared.foundation.montage import save_drawn_montage
+    from shared.foundation.sampling import draw
+
+    foundation = load_foundation(folder)
+    with console.status(f"drawing {samples} boxes"):
+        rows = np.full(samples, foundation.spec.public_class, dtype=np.int64)
+        drawn = draw(
+            foundation.spec,
+            foundation.autoencoder,
+            foundation.denoiser,
+            foundation.scale_factor,
+            rows,
+            seed=seed,
+            steps=steps,
+        )
+    title = (
+        f"{foundation.card.foundation_id} ({foundation_sha256(folder)[:12]}): {samples} boxes drawn, no class"
+    )
+    save_drawn_montage(drawn.images, drawn.masks, title, out)
+    console.print(f"montage: {out}")

@@ -1,0 +1,1 @@
+"""`coordinator foundation`: the public foundation model, trained centrally on public CT without DP."""

@@ -1,0 +1,177 @@
+"""The public corpus a foundation learns from, through exactly the site preprocessing.
+
+Public CT means what an operator may legally hold centrally: NIfTI files of public chest CT in HU
+(one CT per `.nii`/`.nii.gz`; convert DICOM with dcm2niix), and phantom patients of the `public`
+profile, drawn in memory: a scanner no hospital uses, lung nodules with their masks, and never a
+mediastinal mass of the six classes nor a class label. Every volume goes through
+`shared.preprocessing.preprocess`, the function a site's ingestion calls, so the foundation sees
+boxes exactly as the hospitals will. A series that cannot hold the box is left out and named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import cast
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+
+from coordinator.errors import CoordinatorError
+from shared.foundation.networks import FoundationSpec
+from shared.phantom import generate_study
+from shared.phantom.lesions import PUBLIC_FINDINGS
+from shared.phantom.nifti_io import ras_affine
+from shared.phantom.profiles import PUBLIC_PROFILE, get_profile
+from shared.preprocessing import PreprocessingError, preprocess
+from shared.schemas.foundation_card import CorpusSource
+
+Progress = Callable[[str], None]
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+class CorpusError(CoordinatorError):
+    """A public corpus that is empty, unreadable, or not public CT as the foundation needs it."""
+
+
+@dataclass(frozen=True)
+class CorpusRequest:
+    spec: FoundationSpec
+    phantom_cases: int = 0
+    phantom_seed: int = 0
+    nifti: tuple[Path, ...] = ()
+    nifti_licence: str = "see the collection's licence"
+    matrix: int = 128  # phantom pixels per row: at 4 mm boxes a 512 matrix adds time, not information
+    jobs: int = 1
+
+    # What preprocess() reads (shared.preprocessing.BoxSpec).
+    @property
+    def box(self) -> tuple[int, int, int]:
+        return self.spec.box
+
+    @property
+    def spacing_mm(self) -> float:
+        return self.spec.spacing_mm
+
+    @property
+    def window_hu(self) -> tuple[float, float]:
+        return self.spec.window_hu
+
+
+@dataclass
+class PublicCorpus:
+    volumes: NDArray[np.float32]  # (N, 2, X, Y, Z): image and lesion mask in [-1, 1]
+    sources: list[CorpusSource]
+    left_out: list[str] = field(default_factory=list)  # "name: reason", for the operator
+
+    def __len__(self) -> int:
+        return int(self.volumes.shape[0])
+
+
+def _stack(image: NDArray[np.float32], mask: NDArray[np.uint8] | None) -> NDArray[np.float32]:
+    lesion = np.zeros_like(image) if mask is None else mask.astype(np.float32)
+    return np.stack([image, lesion * 2.0 - 1.0]).astype(np.float32)
+
+
+def _phantom_case(request: CorpusRequest, index: int) -> NDArray[np.float32]:
+    study = generate_study(
+        get_profile(PUBLIC_PROFILE),
+        PUBLIC_FINDINGS,
+        seed=request.phantom_seed,
+        index=index,
+        matrix=request.matrix,
+    )
+    # The phantom holds [slice, row, column]; a site's HU volume is [column, row, slice] in RAS.
+    hu = np.ascontiguousarray(study.hu.transpose(2, 1, 0)).astype(np.float32)
+    mask = np.ascontiguousarray(study.mask.transpose(2, 1, 0))
+    cropped = preprocess(hu, ras_affine(study.grid), mask, request)
+    return _stack(cropped.image, cropped.mask)
+
+
+def nifti_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise CorpusError(f"--nifti {folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    if not files:
+        raise CorpusError(f"--nifti {folder}: no .nii or .nii.gz file in it (convert DICOM with dcm2niix)")
+    return files
+
+
+def _nifti_case(request: CorpusRequest, path: Path) -> NDArray[np.float32] | str:
+    try:
+        image = cast(nib.Nifti1Image, nib.load(path))
+        hu = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises many types for a damaged file
+        return f"unreadable NIfTI ({type(exc).__name__})"
+    if hu.ndim != 3:
+        return f"not one 3D volume (shape {hu.shape})"
+    if float(hu.min()) > -500.0 or float(hu.max()) < 100.0:
+        return "values do not look like CT in Hounsfield units (no air or no bone)"
+    try:
+        cropped = preprocess(hu, image.affine.astype(np.float64), None, request)
+    except PreprocessingError as exc:
+        return str(exc)
+    return _stack(cropped.image, None)
+
+
+def build_corpus(request: CorpusRequest, progress: Progress | None = None) -> PublicCorpus:
+    """Every public volume as a box, image and mask stacked; nothing is written to disk."""
+    say = progress or (lambda _m: None)
+    if request.phantom_cases < 0:
+        raise CorpusError(f"--phantom-cases must not be negative, got {request.phantom_cases}")
+    files = [(folder, path) for folder in request.nifti for path in nifti_files(folder)]
+    if request.phantom_cases == 0 and not files:
+        raise CorpusError("the public corpus is empty: give --phantom-cases N and/or --nifti FOLDER")
+    volumes: list[NDArray[np.float32]] = []
+    sources: list[CorpusSource] = []
+    left_out: list[str] = []
+    if request.phantom_cases:
+        indices = range(1, request.phantom_cases + 1)
+        if request.jobs > 1:
+            with ProcessPoolExecutor(request.jobs, mp_context=get_context("forkserver")) as pool:
+                for n, volume in enumerate(pool.map(_phantom_case, [request] * len(indices), indices), 1):
+                    volumes.append(volume)
+                    if n % 10 == 0 or n == len(indices):
+                        say(f"public phantom patients: {n}/{len(indices)}")
+        else:
+            for n in indices:
+                volumes.append(_phantom_case(request, n))
+                if n % 10 == 0 or n == len(indices):
+                    say(f"public phantom patients: {n}/{len(indices)}")
+        sources.append(
+            CorpusSource(
+                kind="phantom-public",
+                description=f"phantom profile {PUBLIC_PROFILE}, seed {request.phantom_seed}: lung nodules, "
+                "no mediastinal mass",
+                cases=request.phantom_cases,
+                licence="CC0-1.0",
+                lesion_masks=True,
+            )
+        )
+    for folder in request.nifti:
+        taken = 0
+        for path in nifti_files(folder):
+            result = _nifti_case(request, path)
+            if isinstance(result, str):
+                left_out.append(f"{path.name}: {result}")
+                say(f"left out {path.name}: {result}")
+                continue
+            volumes.append(result)
+            taken += 1
+        if taken:
+            sources.append(
+                CorpusSource(
+                    kind="nifti",
+                    description=f"NIfTI folder {folder.name}",
+                    cases=taken,
+                    licence=request.nifti_licence,
+                    lesion_masks=False,
+                )
+            )
+    if not volumes:
+        raise CorpusError("no public volume could be used: " + "; ".join(left_out))
+    return PublicCorpus(np.stack(volumes), sources, left_out)

@@ -1,0 +1,103 @@
+"""A foundation model on disk: two safetensors files and the card that hashes them.
+
+    <foundation>/autoencoder.safetensors
+    <foundation>/denoiser.safetensors
+    <foundation>/foundation.json        the card (shared.schemas.FoundationCard)
+
+The foundation's sha256 is its card's: the card holds each weight file's hash, so one hash names
+the whole artefact, and loading checks every file against the card before building anything.
+Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from monai.networks.nets import AutoencoderKL, DiffusionModelUNet
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from shared.errors import FedsynthError
+from shared.foundation.networks import FoundationSpec, build_autoencoder, build_denoiser
+from shared.hashing import file_sha256
+from shared.schemas import SchemaError
+from shared.schemas.foundation_card import FoundationCard
+
+CARD = "foundation.json"
+WEIGHTS = ("autoencoder", "denoiser")  # <name>.safetensors
+FOUNDATION_FILES = frozenset({CARD, *(f"{name}.safetensors" for name in WEIGHTS)})
+
+
+class FoundationError(FedsynthError):
+    """A foundation folder that is missing files, does not match its card or the hash asked for."""
+
+
+@dataclass
+class Foundation:
+    spec: FoundationSpec
+    autoencoder: AutoencoderKL
+    denoiser: DiffusionModelUNet
+    card: FoundationCard
+
+    @property
+    def scale_factor(self) -> float:
+        return self.card.scale_factor
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(zip(WEIGHTS, (self.autoencoder, self.denoiser), strict=True))
+
+
+def save_foundation(folder: Path, foundation: Foundation) -> str:
+    """Write the weights and the card (weights first: a card is never ahead of its files);
+    return the foundation's sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes: dict[str, str] = {}
+    for name, net in foundation.networks().items():
+        path = folder / f"{name}.safetensors"
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+        tmp.replace(path)
+        hashes[name] = file_sha256(path)
+    foundation.card = foundation.card.model_copy(update={"weights_sha256": hashes})
+    foundation.card.write(folder / CARD)
+    return foundation_sha256(folder)
+
+
+def foundation_sha256(folder: Path) -> str:
+    card = folder / CARD
+    if not card.is_file():
+        raise FoundationError(f"{folder} is not a foundation: it has no {CARD}")
+    return file_sha256(card)
+
+
+def load_foundation(folder: Path, *, sha256: str | None = None, device: str = "cpu") -> Foundation:
+    """The foundation in `folder`, every file checked against its card (and the card against
+    `sha256`, when given); networks on `device`, in eval mode."""
+    actual = foundation_sha256(folder)
+    if sha256 is not None and actual != sha256:
+        raise FoundationError(
+            f"foundation {folder.name}: its card's sha256 is {actual}, not {sha256} as asked"
+        )
+    try:
+        card = FoundationCard.read(folder / CARD)
+    except SchemaError as exc:
+        raise FoundationError(f"foundation {folder.name}: {exc}") from None
+    spec = FoundationSpec.from_json(card.spec)
+    autoencoder, denoiser = build_autoencoder(spec), build_denoiser(spec)
+    nets: dict[str, nn.Module] = {"autoencoder": autoencoder, "denoiser": denoiser}
+    for name, net in nets.items():
+        path = folder / f"{name}.safetensors"
+        if not path.is_file():
+            raise FoundationError(f"foundation {folder.name}: {path.name} is missing")
+        if file_sha256(path) != card.weights_sha256.get(name):
+            raise FoundationError(f"foundation {folder.name}: {path.name} does not match its card's sha256")
+        try:
+            net.load_state_dict(load_file(str(path), device=device))
+        except RuntimeError as exc:
+            raise FoundationError(
+                f"foundation {folder.name}: {path.name} does not fit its card: {exc}"
+            ) from None
+        net.to(torch.device(device)).eval()
+    return Foundation(spec, autoencoder, denoiser, card)
