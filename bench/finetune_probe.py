@@ -8,7 +8,7 @@ on it through the real site code (`site-agent train`: plan, ledger, accountant),
 of every class from it and from the foundation alone (its public row: the control that saw no
 private data). Writes bench/results/finetune_probe.json (per class: lesion voxel share, where the
 lesion's centre lies, its mean intensity, for real, fine-tuned and control boxes) and
-bench/results/finetune-montage.png (per class: real, then fine-tuned, then control).
+bench/results/foundation/finetune-montage.png (per class: real, then fine-tuned, then control).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def main() -> None:
         np.stack(masks),
         f"{args.profile}, ldm3d at epsilon {run.privacy.epsilon:.2f} ({args.trainable}): per class, "
         "real / fine-tuned / foundation only",
-        RESULTS / "finetune-montage.png",
+        RESULTS / "foundation" / "finetune-montage.png",
         row_names=names,
         per_row=PER_CLASS,
     )
@@ -159,7 +159,7 @@ def main() -> None:
             "per_class": per_class,
         },
     )
-    say(f"wrote {RESULTS / 'finetune_probe.json'} and {RESULTS / 'finetune-montage.png'}")
+    say(f"wrote {RESULTS / 'finetune_probe.json'} and {RESULTS / 'foundation' / 'finetune-montage.png'}")
 
 
 if __name__ == "__main__":

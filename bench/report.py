@@ -249,6 +249,26 @@ def coverage(d: Json) -> list[str]:
     return _table(header, rows)
 
 
+def finetune_probe(d: Json) -> list[str]:
+    """Per class: boxes with a lesion mask and the median lesion share, real against drawn."""
+    lines = [
+        f"- {d['site']}, {d['patients']} training patients, foundation {d['foundation']['id']} "
+        f"({d['foundation']['sha256'][:12]}); epsilon spent {d['epsilon_spent']} at delta {d['delta']:g}, "
+        f"{d['steps']} steps, noise multiplier {_num(d['noise_multiplier'])}, {d['train_s']:.0f} s.",
+        "- Montage (per class: real, fine-tuned, foundation only): "
+        "[results/foundation/finetune-montage.png](results/foundation/finetune-montage.png); "
+        "the foundation's own draws: [results/foundation/samples.png](results/foundation/samples.png).",
+        "",
+    ]
+    sources = ("real", "fine_tuned", "foundation_only")
+    header = ["class", *(f"{s.replace('_', ' ')}: boxes with lesion / median lesion share" for s in sources)]
+    rows = [
+        [c, *(f"{v[s]['with_lesion']}/{v[s]['boxes']} / {v[s]['lesion_share_median']:.4f}" for s in sources)]
+        for c, v in d["per_class"].items()
+    ]
+    return lines + _table(header, rows)
+
+
 def generic(d: Json) -> list[str]:
     return [
         f"- {k}: {v}"
@@ -269,6 +289,11 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "ingest_coverage": ("Lesion coverage of the crop", "python -m bench.ingest --coverage-only", coverage),
     "ingest": ("Ingestion speed", "python -m bench.ingest", ingest),
     "phantom": ("Phantom writing speed", "python -m bench.phantom", phantom),
+    "finetune_probe": (
+        "The foundation's DP fine-tune at one hospital: does it carry the disease?",
+        "python -m bench.finetune_probe --foundation DIR --work DIR",
+        finetune_probe,
+    ),
 }
 
 
