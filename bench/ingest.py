@@ -113,7 +113,7 @@ def measure(folder: Path, repeats: int) -> dict:
 def lesion_coverage(per_class: int) -> dict[str, dict[str, float]]:
     from shared.classes import DEFAULT_CLASSES, NORMAL
     from shared.phantom import PROFILES, TRAINING_PROFILES, generate_study
-    from shared.phantom.nifti_io import ras_affine
+    from shared.phantom.nifti_io import site_volume
 
     sizes = {
         "a 32^3 cube (128 mm) at 4 mm, the first design": SitePreprocessing(box=(32, 32, 32), spacing_mm=4.0),
@@ -130,12 +130,12 @@ def lesion_coverage(per_class: int) -> dict[str, dict[str, float]]:
         for n in range(per_class):
             profile = PROFILES[TRAINING_PROFILES[n % len(TRAINING_PROFILES)]]
             study = generate_study(profile, label, seed=500 + n, index=n, matrix=128, slice_mm=3.0)
-            hu, mask = study.hu.astype("float32").transpose(2, 1, 0), study.mask.transpose(2, 1, 0)
+            hu, affine, mask = site_volume(study)
             lesion_mm3 = float(mask.sum()) * float(
                 study.grid.spacing[0] * study.grid.spacing[1] * study.grid.spacing[2]
             )
             for name, settings in sizes.items():
-                cropped = preprocess(hu, ras_affine(study.grid), mask, settings)
+                cropped = preprocess(hu, affine, mask, settings)
                 inside = cropped.mask.sum() * settings.spacing_mm**3 if cropped.mask is not None else 0.0
                 shares[name].append(min(inside / lesion_mm3, 1.0) if lesion_mm3 else 0.0)
         for name in sizes:

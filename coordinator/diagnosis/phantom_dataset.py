@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 from shared.classes import DEFAULT_CLASSES
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM
 from shared.errors import FedsynthError
 from shared.phantom import PhantomRequest, generate_study
 from shared.phantom.dataset import assign_labels
-from shared.phantom.nifti_io import ras_affine
+from shared.phantom.nifti_io import site_volume
 from shared.phantom.profiles import get_profile
 from shared.preprocessing import preprocess
 from shared.schemas import DatasetCard
@@ -45,10 +43,7 @@ class PhantomDatasetRequest:
 
 def _case(request: PhantomDatasetRequest, profile: str, index: int, label: str) -> SetItem:
     study = generate_study(get_profile(profile), label, seed=request.seed, index=index, matrix=request.matrix)
-    # The phantom holds [slice, row, column]; a site's HU volume is [column, row, slice] in RAS.
-    hu = np.ascontiguousarray(study.hu.transpose(2, 1, 0)).astype(np.float32)
-    mask = np.ascontiguousarray(study.mask.transpose(2, 1, 0))
-    cropped = preprocess(hu, ras_affine(study.grid), mask, request)
+    cropped = preprocess(*site_volume(study), request)
     assert cropped.mask is not None
     return SetItem(
         name=f"{profile}-{request.seed}-{index:05d}",

@@ -25,7 +25,7 @@ from coordinator.errors import CoordinatorError
 from shared.foundation.networks import FoundationSpec
 from shared.phantom import generate_study
 from shared.phantom.lesions import PUBLIC_FINDINGS
-from shared.phantom.nifti_io import ras_affine
+from shared.phantom.nifti_io import site_volume
 from shared.phantom.profiles import PUBLIC_PROFILE, get_profile
 from shared.preprocessing import PreprocessingError, preprocess
 from shared.schemas.foundation_card import CorpusSource
@@ -85,10 +85,7 @@ def _phantom_case(request: CorpusRequest, index: int) -> NDArray[np.float32]:
         index=index,
         matrix=request.matrix,
     )
-    # The phantom holds [slice, row, column]; a site's HU volume is [column, row, slice] in RAS.
-    hu = np.ascontiguousarray(study.hu.transpose(2, 1, 0)).astype(np.float32)
-    mask = np.ascontiguousarray(study.mask.transpose(2, 1, 0))
-    cropped = preprocess(hu, ras_affine(study.grid), mask, request)
+    cropped = preprocess(*site_volume(study), request)
     return _stack(cropped.image, cropped.mask)
 
 

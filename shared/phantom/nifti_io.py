@@ -8,13 +8,16 @@ reader (nibabel, SimpleITK, 3D Slicer) overlays mask and series without guessing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
 from shared.phantom.grid import Grid
+
+if TYPE_CHECKING:  # study imports this module's neighbours: only the type is needed here
+    from shared.phantom.study import Study
 
 
 def ras_affine(grid: Grid) -> NDArray[np.float64]:
@@ -24,6 +27,14 @@ def ras_affine(grid: Grid) -> NDArray[np.float64]:
         [[-dx, 0.0, 0.0, -x0], [0.0, -dy, 0.0, -y0], [0.0, 0.0, dz, z0], [0.0, 0.0, 0.0, 1.0]],
         dtype=np.float64,
     )
+
+
+def site_volume(study: Study) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.uint8]]:
+    """A study as a site reads it from its DICOM, in `preprocess`'s order: the HU volume as
+    [column, row, slice], its RAS affine, and the mask (the phantom holds [slice, row, column])."""
+    hu = np.ascontiguousarray(study.hu.transpose(2, 1, 0)).astype(np.float32)
+    mask = np.ascontiguousarray(study.mask.transpose(2, 1, 0))
+    return hu, ras_affine(study.grid), mask
 
 
 def write_mask(path: Path, mask: NDArray[np.uint8], grid: Grid) -> None:

@@ -8,6 +8,8 @@ denoiser takes the discriminator's place.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from safetensors.torch import load_file, save_file
 
 from shared.privacy import Mechanism
 from site_agent.errors import SiteRefusal
@@ -76,6 +79,40 @@ class Samples:
     images: NDArray[np.float32]  # (K, D, D, D) in [-1, 1]
     masks: NDArray[np.uint8]  # (K, D, D, D) in {0, 1}
     labels: NDArray[np.int64]  # (K,)
+
+
+WEIGHTS = "generator.safetensors"
+CARD = "generator.json"
+
+
+def save_generator_files(folder: Path, state: dict[str, torch.Tensor], card: dict[str, Any]) -> str:
+    """Write a generator's weights (safetensors), then its card holding their sha256, each
+    atomically; return that sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{WEIGHTS}.tmp"
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in state.items()},
+        str(tmp),
+        metadata={"backend": card["backend"], "version": card["version"]},
+    )
+    tmp.replace(folder / WEIGHTS)
+    sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+    card_tmp = folder / f".{CARD}.tmp"
+    card_tmp.write_text(json.dumps({**card, "weights_sha256": sha}, indent=2) + "\n")
+    card_tmp.replace(folder / CARD)
+    return sha
+
+
+def load_generator_files(
+    folder: Path, device: torch.device
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A generator's card and weights, the weights checked against the card's sha256 (never
+    unpickled). Missing or unreadable files raise OSError, KeyError or ValueError."""
+    card = json.loads((folder / CARD).read_text())
+    weights = folder / WEIGHTS
+    if hashlib.sha256(weights.read_bytes()).hexdigest() != card["weights_sha256"]:
+        raise GeneratorError(f"generator weights in {folder} do not match their card's sha256")
+    return card, load_file(str(weights), device=str(device))
 
 
 class GeneratorBackend(Protocol):

@@ -10,8 +10,6 @@ verdict on new fakes, with the discriminator frozen: nothing real, nothing charg
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shared.crop_box import box_text
@@ -32,12 +29,11 @@ from site_agent.generator.backend import (
     StepReport,
     TrainingPlan,
     TrainingSet,
+    load_generator_files,
+    save_generator_files,
 )
 from site_agent.generator.dpgan3d.networks import Discriminator, Generator
 from site_agent.privacy.engine import GradSampleMode, PrivateModule, frozen_parameters
-
-WEIGHTS = "generator.safetensors"
-CARD = "generator.json"
 
 
 class DPGan3D:
@@ -204,26 +200,14 @@ class DPGan3D:
         }
 
     def save(self, folder: Path) -> str:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{WEIGHTS}.tmp"
-        state = {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
-        save_file(state, str(tmp), metadata={"backend": self.name, "version": self.version})
-        tmp.replace(folder / WEIGHTS)
-        sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
-        card_tmp = folder / f".{CARD}.tmp"
-        card_tmp.write_text(json.dumps({**self.card(), "weights_sha256": sha}, indent=2) + "\n")
-        card_tmp.replace(folder / CARD)
-        return sha
+        return save_generator_files(folder, self.generator.state_dict(), self.card())
 
     @classmethod
     def load(
         cls, folder: Path, *, device: torch.device, grad_sample_mode: GradSampleMode = "hooks"
     ) -> DPGan3D:
         try:
-            card = json.loads((folder / CARD).read_text())
-            weights = folder / WEIGHTS
-            if hashlib.sha256(weights.read_bytes()).hexdigest() != card["weights_sha256"]:
-                raise GeneratorError(f"generator weights in {folder} do not match their card's sha256")
+            card, state = load_generator_files(folder, device)
             backend = cls(
                 box=tuple(card["box"]),
                 classes=tuple(card["classes"]),
@@ -233,7 +217,7 @@ class DPGan3D:
                 grad_sample_mode=grad_sample_mode,
                 device=device,
             )
-            backend.generator.load_state_dict(load_file(str(weights), device=str(device)))
+            backend.generator.load_state_dict(state)
         except (OSError, KeyError, ValueError) as exc:
             raise GeneratorError(f"cannot load the generator in {folder}: {exc}") from None
         return backend

@@ -22,8 +22,6 @@ Nothing else reads the real data: the one optimiser step per batch goes through 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -31,7 +29,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shared.crop_box import box_text
@@ -46,11 +43,11 @@ from site_agent.generator.backend import (
     StepReport,
     TrainingPlan,
     TrainingSet,
+    load_generator_files,
+    save_generator_files,
 )
 from site_agent.privacy.engine import GradSampleMode, PrivateModule
 
-WEIGHTS = "generator.safetensors"
-CARD = "generator.json"
 Trainable = Literal["classes", "conditioning", "all"]
 TRAINABLE: tuple[Trainable, ...] = ("classes", "conditioning", "all")
 EMA_DECAY = 0.99
@@ -259,27 +256,15 @@ class LatentDiffusion3D:
     def save(self, folder: Path) -> str:
         """The whole generator in one file (the frozen autoencoder and the EMA denoiser), so a run
         folder samples without the foundation at hand; its card names the foundation it began from."""
-        folder.mkdir(parents=True, exist_ok=True)
         state = {f"autoencoder.{k}": v for k, v in self.autoencoder.state_dict().items()}
         state |= {f"denoiser.{k}": v for k, v in self._sampler.state_dict().items()}
-        tmp = folder / f".{WEIGHTS}.tmp"
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-        tmp.replace(folder / WEIGHTS)
-        sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
-        card_tmp = folder / f".{CARD}.tmp"
-        card_tmp.write_text(json.dumps({**self.card(), "weights_sha256": sha}, indent=2) + "\n")
-        card_tmp.replace(folder / CARD)
-        return sha
+        return save_generator_files(folder, state, self.card())
 
     @classmethod
     def load(cls, folder: Path, *, device: torch.device) -> LatentDiffusion3D:
         try:
-            card = json.loads((folder / CARD).read_text())
-            weights = folder / WEIGHTS
-            if hashlib.sha256(weights.read_bytes()).hexdigest() != card["weights_sha256"]:
-                raise GeneratorError(f"generator weights in {folder} do not match their card's sha256")
+            card, state = load_generator_files(folder, device)
             spec = FoundationSpec.from_json(card["spec"])
-            state = load_file(str(weights), device=str(device))
             autoencoder, denoiser = build_autoencoder(spec), build_denoiser(spec)
             autoencoder.load_state_dict({k[12:]: v for k, v in state.items() if k.startswith("autoencoder.")})
             denoiser.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("denoiser.")})
