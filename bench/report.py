@@ -48,29 +48,56 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def utility(d: Json) -> list[str]:
     tests = ["internal", "site_a", "site_b", "site_c", "site_d", "external"]
     rows = [
-        [name, str(d["models"][name]["cases"]), *(_ci(row[t]["macro_auc"]) for t in tests)]
+        [
+            name,
+            str(d["models"][name]["cases"]),
+            *(_ci(row[t]["macro_auc"]) for t in tests),
+            _num(row["internal"].get("mean_lesion_dice")),
+        ]
         for name, row in d["results"].items()
     ]
     ratios = [
-        [eps, _num(r.get("internal")), _num(r.get("external"))]
-        for eps, r in d["headlines"]["tstr_over_trtr"].items()
+        [name, _num(r.get("internal")), _num(r.get("external"))]
+        for name, r in d["headlines"]["tstr_over_trtr"].items()
     ]
-    return [
-        *[f"- {line}" for line in d["verdicts"]],
+    foundation = d.get("foundation")
+    lines = [*[f"- {line}" for line in d["verdicts"]], ""]
+    if foundation:
+        lines += [f"Foundation: {foundation['foundation_id']} ({foundation['sha256'][:12]}).", ""]
+    lines += [
+        "Macro AUC [bootstrap 95% interval] on real held-out phantom patients, and the mean lesion "
+        "Dice of each model's segmenter on the internal set:",
         "",
-        "Macro AUC [bootstrap 95% interval] on real held-out phantom patients:",
+        *_table(["training data", "cases", *tests, "lesion Dice"], rows),
         "",
-        *_table(["training data", "cases", *tests], rows),
+        "TSTR/TRTR (macro AUC of each synthetic model over the pooled real model):",
         "",
-        "TSTR/TRTR (macro AUC of the pooled synthetic model over the pooled real model):",
-        "",
-        *_table(["epsilon per site", "internal", "external"], ratios),
+        *_table(["trained on", "internal", "external"], ratios),
         "",
         "![macro AUC against epsilon](results/utility-auc-vs-epsilon.png)",
         "",
-        f"Full tables (per class, Dice, budgets): [results/utility.md](results/utility.md). "
-        f"Run time: {d['seconds']['total']} s.",
     ]
+    fid = d.get("fidelity")
+    if fid:
+        fd_rows = [
+            [name, _num(row["frechet_distance"], 2)]
+            for name, row in fid.items()
+            if isinstance(row, dict) and "frechet_distance" in row
+        ]
+        lines += [
+            "Frechet distance to the internal held-out patients, in the lesion features of the pooled "
+            "real model's segmenter (a space no generator trained on; real-pooled is the floor):",
+            "",
+            *_table(["training data", "Frechet distance"], fd_rows),
+            "",
+        ]
+    if (RESULTS / "utility-montage.png").exists() and foundation:
+        lines += ["![real and synthetic per class](results/utility-montage.png)", ""]
+    lines.append(
+        f"Full tables (per class, Dice, budgets): [results/utility.md](results/utility.md). "
+        f"Run time: {d['seconds']['total']} s."
+    )
+    return lines
 
 
 def privacy(d: Json) -> list[str]:

@@ -1,9 +1,10 @@
 """The phantom federation the utility and privacy benchmarks share: hospitals, and one DP generator
 per hospital and privacy level, each trained and released by the real site code.
 
-    <work>/sites/<profile>/                 a phantom hospital, ingested (its store, no DICOM kept)
-    <work>/runs/<profile>-eps<E>/           a copy of it that spends one budget once, at epsilon E
-    <work>/runs/<profile>-eps<E>/bench.json what ran: the accountant's epsilon, audit, seconds
+    <work>/sites/<profile>/                           a phantom hospital, ingested (its store, no DICOM kept)
+    <work>/runs/<backend>-<profile>-eps<E>/           a copy of it that spends one budget once, at epsilon E,
+                                                      on one generator backend
+    <work>/runs/<backend>-<profile>-eps<E>/bench.json what ran: the accountant's epsilon, audit, seconds
 
 Everything is written once and reused by a later run with the same work folder, so the privacy
 benchmark can attack the generators the utility benchmark trained. Generators train two at a time
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -112,10 +114,27 @@ def eps_name(epsilon: float) -> str:
 
 
 @dataclass(frozen=True)
+class GeneratorRun:
+    """One generator backend at one privacy level, trained at every training hospital."""
+
+    backend: str  # a [generator] backend: "dpgan3d", "ldm3d", "lesionstats"
+    epsilon: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-eps{eps_name(self.epsilon)}"
+
+
+GAN_RUNS = tuple(GeneratorRun("dpgan3d", e) for e in EPSILONS)
+FOUNDATION_BACKENDS = ("ldm3d", "lesionstats")
+
+
+@dataclass(frozen=True)
 class Release:
     """One hospital's generator at one privacy level, and the set it released (if the audit let it)."""
 
     profile: str
+    backend: str
     epsilon_asked: float
     home: Path
     epsilon_spent: float  # the accountant's, over the steps that ran; inf without DP
@@ -131,6 +150,7 @@ class Release:
     def public(self) -> dict[str, Any]:
         return {
             "site": self.profile,
+            "backend": self.backend,
             "epsilon_asked": eps_name(self.epsilon_asked),
             "epsilon_spent": None if math.isinf(self.epsilon_spent) else round(self.epsilon_spent, 4),
             "delta": self.delta,
@@ -155,13 +175,26 @@ def build_sites(work: Path, scale: Scale, say: Say) -> dict[str, Path]:
     return homes
 
 
-def train_releases(work: Path, homes: dict[str, Path], scale: Scale, say: Say) -> list[Release]:
-    """A generator per training hospital and epsilon, trained (or read back) and released."""
-    tasks = [(profile, eps) for eps in EPSILONS for profile in TRAINING_PROFILES]
-    todo = [(p, e) for p, e in tasks if not (_run_home(work, p, e) / "bench.json").exists()]
+def train_releases(
+    work: Path,
+    homes: dict[str, Path],
+    scale: Scale,
+    say: Say,
+    runs: Sequence[GeneratorRun] = GAN_RUNS,
+    foundation: Path | None = None,
+) -> list[Release]:
+    """A generator per training hospital and run, trained (or read back) and released. The
+    foundation backends start from `foundation` (a `coordinator foundation train` folder)."""
+    if foundation is None and any(r.backend in FOUNDATION_BACKENDS for r in runs):
+        raise ValueError("the foundation backends need --foundation")
+    tasks = [(profile, run) for run in runs for profile in TRAINING_PROFILES]
+    todo = [(p, r) for p, r in tasks if not (_run_home(work, p, r) / "bench.json").exists()]
     if todo:
         say(f"training {len(todo)} generators, {scale.jobs} at a time")
-    args = [(str(homes[p]), str(_run_home(work, p, e)), e, scale.name) for p, e in todo]
+    args = [
+        (str(homes[p]), str(_run_home(work, p, r)), r.backend, r.epsilon, scale.name, str(foundation))
+        for p, r in todo
+    ]
     if scale.jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(scale.jobs, mp_context=get_context("forkserver")) as pool:
             for n, line in enumerate(pool.map(_train_one, *zip(*args, strict=True))):
@@ -169,14 +202,14 @@ def train_releases(work: Path, homes: dict[str, Path], scale: Scale, say: Say) -
     else:
         for n, a in enumerate(args):
             say(f"[{n + 1}/{len(todo)}] {_train_one(*a)}")
-    return [read_release(work, p, e) for p, e in tasks]
+    return [read_release(work, p, r) for p, r in tasks]
 
 
-def _run_home(work: Path, profile: str, epsilon: float) -> Path:
-    return work / "runs" / f"{profile}-eps{eps_name(epsilon)}"
+def _run_home(work: Path, profile: str, run: GeneratorRun) -> Path:
+    return work / "runs" / f"{run.backend}-{profile}-eps{eps_name(run.epsilon)}"
 
 
-def _train_one(base: str, target: str, epsilon: float, scale_name: str) -> str:
+def _train_one(base: str, target: str, backend: str, epsilon: float, scale_name: str, foundation: str) -> str:
     if SCALES[scale_name].jobs > 1:
         import torch
 
@@ -187,8 +220,16 @@ def _train_one(base: str, target: str, epsilon: float, scale_name: str) -> str:
     scale = SCALES[scale_name]
     home = copy_site(Path(base), Path(target))
     settings = site_settings(home, scale.site)
+    if backend in FOUNDATION_BACKENDS:
+        settings = settings.model_copy(
+            update={
+                "generator": settings.generator.model_copy(
+                    update={"backend": backend, "foundation": Path(foundation)}
+                )
+            }
+        )
     started = time.perf_counter()
-    run = train_generator(settings, epsilon=epsilon, round_id=f"bench-eps{eps_name(epsilon)}")
+    run = train_generator(settings, epsilon=epsilon, round_id=f"bench-{backend}-eps{eps_name(epsilon)}")
     train_s = time.perf_counter() - started
     released: str | None = None
     try:
@@ -198,6 +239,7 @@ def _train_one(base: str, target: str, epsilon: float, scale_name: str) -> str:
         passed, reason = False, str(refusal)
     record = {
         "profile": Path(base).name,
+        "backend": backend,
         "epsilon_asked": eps_name(epsilon),
         "epsilon_spent": encode_epsilon(run.privacy.epsilon),
         "delta": run.privacy.delta,
@@ -214,17 +256,18 @@ def _train_one(base: str, target: str, epsilon: float, scale_name: str) -> str:
     tmp.replace(Path(target) / "bench.json")
     spent = "inf" if math.isinf(run.privacy.epsilon) else f"{run.privacy.epsilon:.2f}"
     return (
-        f"{Path(base).name} epsilon {eps_name(epsilon)}: {run.privacy.steps} steps in {train_s:.0f} s, "
-        f"spent {spent}, audit {'passed' if passed else 'REFUSED'} (pid {os.getpid()})"
+        f"{backend} {Path(base).name} epsilon {eps_name(epsilon)}: {run.privacy.steps} steps in "
+        f"{train_s:.0f} s, spent {spent}, audit {'passed' if passed else 'REFUSED'} (pid {os.getpid()})"
     )
 
 
-def read_release(work: Path, profile: str, epsilon: float) -> Release:
-    home = _run_home(work, profile, epsilon)
+def read_release(work: Path, profile: str, run: GeneratorRun) -> Release:
+    home = _run_home(work, profile, run)
     data = json.loads((home / "bench.json").read_text())
     return Release(
         profile=profile,
-        epsilon_asked=epsilon,
+        backend=run.backend,
+        epsilon_asked=run.epsilon,
         home=home,
         epsilon_spent=decode_epsilon(data["epsilon_spent"]),
         delta=data["delta"],

@@ -1,15 +1,21 @@
 """Does synthetic-only training come close to real training, and does it generalise better?
 
-    python -m bench.utility [--scale ci|full] [--work DIR]
+    python -m bench.utility [--scale ci|full] [--work DIR] [--foundation DIR]
 
 On phantom hospitals of the four training profiles plus the external profile (see
 bench/synthetic_runs.py), trains the diagnostic model (the default class segmenter with its case head) on:
 
     real-pooled              all training hospitals' real cases together (what federation forbids)
     real-<site>              one hospital's real cases alone
-    synthetic-eps<E>         the pooled synthetic sets the sites' DP generators released at epsilon E
-                             per site (1, 4, 8) and without DP (inf), pooled by the coordinator's code
-    real-<site>-plus-synthetic  one hospital's real cases plus the epsilon-8 pooled synthetic set
+    <backend>-eps<E>         the pooled synthetic sets the sites' DP generators released at epsilon E
+                             per site, pooled by the coordinator's code. With --foundation (a
+                             `coordinator foundation train` folder at the scale's box): lesionstats at
+                             1, 4, 8 and without DP (inf); ldm3d at 8 with --with-ldm3d, dpgan3d at
+                             8 with --with-gan. Without it: dpgan3d at 1, 4, 8 and inf.
+    foundation-only          the control: the foundation's own draws (its public row, no private data),
+                             as many per class as the pooled sets hold, labelled with every class alike
+    real-<site>-plus-synthetic  one hospital's real cases plus the epsilon-8 pooled set (without
+                             --foundation only: with it, the hour goes to the rows above)
 
 and evaluates every model on the same real held-out sets: each training hospital's held-out
 patients, all of them together (internal) and the external hospital. Reports macro AUC with
@@ -43,7 +49,9 @@ from bench.phantom_sites import site_settings, store_items, write_dataset
 from bench.synthetic_runs import (
     EPSILONS,
     EXTERNAL,
+    GAN_RUNS,
     SCALES,
+    GeneratorRun,
     Release,
     Scale,
     build_sites,
@@ -59,13 +67,30 @@ from shared.phantom.profiles import TRAINING_PROFILES
 from shared.synthetic_set import SetItem
 
 HEADLINE_EPSILON = 8.0
+HEADLINE_BACKEND = "lesionstats"  # the default backend, where a foundation is given
+FOUNDATION_RUNS = tuple(GeneratorRun("lesionstats", e) for e in EPSILONS)
+# ldm3d (about 7 minutes per hospital here) and dpgan3d (about 9) at epsilon 8 would push
+# --scale ci past its hour with the rows above, so each joins them only when asked.
+EXTRA_RUNS = {
+    "ldm3d": GeneratorRun("ldm3d", HEADLINE_EPSILON),
+    "gan": GeneratorRun("dpgan3d", HEADLINE_EPSILON),
+}
+CONTROL = "foundation-only"
 
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def prepare_data(work: Path, homes: dict[str, Path], releases: list[Release], scale: Scale) -> dict[str, Any]:
+def prepare_data(
+    work: Path,
+    homes: dict[str, Path],
+    releases: list[Release],
+    runs: tuple[GeneratorRun, ...],
+    headline: GeneratorRun,
+    scale: Scale,
+    foundation: Path | None,
+) -> dict[str, Any]:
     """Training sets by configuration and test sets by name, as dataset folders."""
     say("writing the training and test sets")
     data = work / "data"
@@ -88,26 +113,83 @@ def prepare_data(work: Path, homes: dict[str, Path], releases: list[Release], sc
         configs[f"real-{profile}"] = write_dataset(
             data / f"real-{profile}", train[profile], f"real-{profile}", like=scale.site
         )
-    for epsilon in EPSILONS:
-        sets = [r.released for r in releases if r.epsilon_asked == epsilon and r.released is not None]
+    if foundation is not None:
+        per_class = scale.synthetic_per_class * len(TRAINING_PROFILES)
+        configs[CONTROL] = write_dataset(
+            data / CONTROL, foundation_only(foundation, per_class), CONTROL, like=scale.site
+        )
+    for run in runs:
+        sets = [r.released for r in releases if _of(r, run) and r.released is not None]
         if sets:
-            configs[f"synthetic-eps{eps_name(epsilon)}"] = pool_synthetic(work, sets, epsilon, scale)
-    headline = configs.get(f"synthetic-eps{eps_name(HEADLINE_EPSILON)}")
-    if headline is not None:
-        synthetic = _items(headline)
+            configs[run.name] = pool_synthetic(work, sets, run, scale)
+    if headline.name in configs and foundation is None:  # the GAN-only run keeps its old rows
+        synthetic = _items(configs[headline.name])
         for profile in TRAINING_PROFILES:
             name = f"real-{profile}-plus-synthetic"
             configs[name] = write_dataset(data / name, train[profile] + synthetic, name, like=scale.site)
     return {"configs": configs, "tests": tests}
 
 
-def pool_synthetic(work: Path, sets: list[Path], epsilon: float, scale: Scale) -> Path:
+def class_montage(configs: dict[str, Path], headline: GeneratorRun, path: Path) -> None:
+    """Per class, four real training boxes beside four of the headline pooled synthetic set."""
+    from shared.classes import DEFAULT_CLASSES, DISPLAY_NAMES
+    from shared.foundation.montage import save_drawn_montage
+
+    if headline.name not in configs:
+        return
+    real, synthetic = load_dataset(configs["real-pooled"]), load_dataset(configs[headline.name])
+    images, masks, names = [], [], []
+    for k, name in enumerate(DEFAULT_CLASSES):
+        for data in (real, synthetic):
+            picked = np.flatnonzero(data.labels == k)[:4]
+            images += [data.images[i] for i in picked]
+            masks += [data.masks[i] for i in picked]
+        names.append(f"{DISPLAY_NAMES[name]}: 4 real (left), 4 {headline.name} (right)")
+    title = f"real training patients and pooled synthetic volumes ({headline.name}) per class"
+    save_drawn_montage(np.stack(images), np.stack(masks), title, path, row_names=names, per_row=8)
+
+
+def _of(release: Release, run: GeneratorRun) -> bool:
+    return release.backend == run.backend and release.epsilon_asked == run.epsilon
+
+
+def foundation_only(folder: Path, per_class: int) -> list[SetItem]:
+    """The control: what the foundation draws with no private data at all (its public row), the
+    same draws labelled with every class in turn, so no label can be told from its image."""
+    from shared.classes import DEFAULT_CLASSES
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.sampling import draw
+
+    foundation = load_foundation(folder)
+    total = per_class * len(DEFAULT_CLASSES)
+    drawn = draw(
+        foundation.spec,
+        foundation.autoencoder,
+        foundation.denoiser,
+        foundation.scale_factor,
+        np.full(total, foundation.spec.public_class, dtype=np.int64),
+        seed=7,
+    )
+    return [
+        SetItem(
+            f"control-{n:05d}",
+            drawn.images[n],
+            drawn.masks[n],
+            DEFAULT_CLASSES[n % len(DEFAULT_CLASSES)],
+            "public",
+        )
+        for n in range(total)
+    ]
+
+
+def pool_synthetic(work: Path, sets: list[Path], run: GeneratorRun, scale: Scale) -> Path:
     """The pooled set of these site sets, built by the coordinator's own pooling code."""
     from coordinator.config import CoordinatorPaths, CoordinatorSettings
     from coordinator.federation.pooling import build_pooled, pooled_root
     from shared.schemas import RoundRequest
 
-    root = work / "coordinator" / f"eps{eps_name(epsilon)}"
+    root = work / "coordinator" / run.name
+    epsilon = run.epsilon
     settings = CoordinatorSettings(paths=CoordinatorPaths(data=root / "data"))
     existing = pooled_root(settings) / "v1"
     if existing.exists():
@@ -120,7 +202,7 @@ def pool_synthetic(work: Path, sets: list[Path], epsilon: float, scale: Scale) -
         sources.append(target)
     spacing = scale.site.spacing_mm
     request = RoundRequest(
-        round_id=f"bench-eps{eps_name(epsilon)}",
+        round_id=f"bench-{run.name}",
         epsilon=epsilon if math.isfinite(epsilon) else 1e9,
         per_class=scale.synthetic_per_class,
         volume_shape=scale.site.box,
@@ -183,6 +265,60 @@ def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> 
     return results
 
 
+def fidelity(
+    configs: dict[str, Path], trained: dict[str, dict[str, Any]], tests: dict[str, Path]
+) -> dict[str, Any]:
+    """How close each training set's volumes sit to the real held-out ones, in two views no
+    generator trained on:
+
+    - the Frechet distance in the feature space of the pooled real model's segmenter (the case
+      head's inputs: the predicted lesion's size, place, shape and HU), against the internal
+      held-out patients; the real training patients give the floor;
+    - the HU inside the lesion masks per class (mean and spread of each volume's lesion mean)."""
+    from scipy.linalg import sqrtm
+
+    from shared.classes import DEFAULT_CLASSES
+
+    device = choose_device("auto")
+    reference = load_model(trained["real-pooled"]["folder"], device=device)
+    held_out = load_dataset(tests["internal"])
+    ref = reference.lesion_features(held_out.images, device=device).astype(np.float64)
+
+    def frechet(features: np.ndarray) -> float:
+        mu_a, mu_b = features.mean(0), ref.mean(0)
+        cov_a, cov_b = np.cov(features, rowvar=False), np.cov(ref, rowvar=False)
+        root = sqrtm(cov_a @ cov_b).real
+        return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
+
+    def lesion_hu(data: Any) -> dict[str, Any]:
+        out = {}
+        for k, name in enumerate(DEFAULT_CLASSES[1:], start=1):
+            means = [
+                float(data.images[i][data.masks[i] > 0].mean()) * 200.0 + 40.0
+                for i in np.flatnonzero(data.labels == k)
+                if data.masks[i].any()
+            ]
+            out[name] = {
+                "volumes_with_lesion": len(means),
+                "mean_hu": round(statistics.mean(means), 1) if means else None,
+                "sd_hu": round(statistics.stdev(means), 1) if len(means) > 1 else None,
+            }
+        return out
+
+    result: dict[str, Any] = {
+        "reference": "internal held-out patients",
+        "held_out_lesion_hu": lesion_hu(held_out),
+    }
+    for name, folder in configs.items():
+        if name.startswith("real-") and name != "real-pooled":
+            continue
+        data = load_dataset(folder)
+        features = reference.lesion_features(data.images, device=device).astype(np.float64)
+        result[name] = {"frechet_distance": round(frechet(features), 3), "lesion_hu": lesion_hu(data)}
+        say(f"fidelity of {name}: Frechet distance {result[name]['frechet_distance']}")
+    return result
+
+
 def _macro_auc_estimate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
     return bootstrap(lambda i: macro_auc(probabilities[i], labels[i]), len(labels)).as_dict()
 
@@ -214,25 +350,27 @@ def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, flo
 
 
 def headlines(
-    trained: dict[str, dict[str, Any]], results: dict[str, dict[str, Any]], tests: dict[str, Path]
+    trained: dict[str, dict[str, Any]],
+    results: dict[str, dict[str, Any]],
+    tests: dict[str, Path],
+    headline: GeneratorRun,
 ) -> dict[str, Any]:
-    """The study's two claims, in numbers, whichever way they fall."""
+    """The study's claims, in numbers, whichever way they fall: every synthetic configuration's
+    TSTR/TRTR, and for the headline one (the default backend at epsilon 8) the paired differences
+    against pooled real, the best single hospital and the foundation-only control."""
     real = results["real-pooled"]
-    ratios = {}
-    for epsilon in EPSILONS:
-        name = f"synthetic-eps{eps_name(epsilon)}"
-        if name not in results:
-            continue
-        ratios[eps_name(epsilon)] = {
+    synthetic_rows = [n for n in results if not n.startswith("real-")]
+    ratios = {
+        name: {
             test: _ratio(results[name][test]["macro_auc"]["value"], real[test]["macro_auc"]["value"])
             for test in ("internal", EXTERNAL)
         }
-    out: dict[str, Any] = {"tstr_over_trtr": ratios}
-    synthetic = f"synthetic-eps{eps_name(HEADLINE_EPSILON)}"
+        for name in synthetic_rows
+    }
+    out: dict[str, Any] = {"headline": headline.name, "tstr_over_trtr": ratios}
+    synthetic = headline.name
     if synthetic not in results:
-        out["note"] = (
-            f"no pooled synthetic set at epsilon {HEADLINE_EPSILON:g}: every site's export was refused"
-        )
+        out["note"] = f"no pooled {synthetic} set: every site's export was refused"
         return out
     singles = [f"real-{p}" for p in TRAINING_PROFILES]
     best = max(singles, key=lambda n: results[n][EXTERNAL]["macro_auc"]["value"] or 0.0)
@@ -248,6 +386,11 @@ def headlines(
             trained[synthetic]["folder"], trained[best]["folder"], tests[EXTERNAL]
         ),
     }
+    if CONTROL in trained:
+        out["synthetic_vs_control"] = {
+            test: paired_difference(trained[synthetic]["folder"], trained[CONTROL]["folder"], tests[test])
+            for test in ("internal", EXTERNAL)
+        }
     return out
 
 
@@ -259,19 +402,26 @@ def verdicts(head: dict[str, Any]) -> list[str]:
     if "synthetic_vs_real_pooled" not in head:
         return [head.get("note", "no synthetic model")]
     lines = []
-    eps = eps_name(HEADLINE_EPSILON)
+    name = head["headline"]
     for test, d in head["synthetic_vs_real_pooled"].items():
-        ratio = head["tstr_over_trtr"][eps][test]
+        ratio = head["tstr_over_trtr"][name][test]
         lines.append(
-            f"Synthetic-only (epsilon {eps} per site) versus pooled real, {test}: TSTR/TRTR {ratio}, "
+            f"Synthetic-only ({name}) versus pooled real, {test}: TSTR/TRTR {ratio}, "
             f"difference {_signed(d)}: "
             + ("a significant difference." if d["significant"] else "no significant difference at this size.")
+        )
+    for test, d in head.get("synthetic_vs_control", {}).items():
+        better = d["value"] is not None and d["value"] > 0
+        lines.append(
+            f"{name} versus the foundation-only control, {test}: difference {_signed(d)}: "
+            + ("above the control" if better else "not above the control")
+            + (" (significant)." if d["significant"] else " (not significant at this size).")
         )
     ext = head["external_synthetic_vs_best_single_site"]
     d = ext["difference"]
     better = d["value"] is not None and d["value"] > 0
     lines.append(
-        f"External hospital, pooled synthetic versus the best single hospital's real model "
+        f"External hospital, pooled {name} versus the best single hospital's real model "
         f"({ext['best_single_site']}): difference {_signed(d)}: the synthetic model is "
         + ("better" if better else "not better")
         + (
@@ -314,15 +464,40 @@ def markdown(payload: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| site | epsilon asked | epsilon spent (accountant) | steps | audit |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| backend | site | epsilon asked | epsilon spent (accountant) | steps | seconds | audit |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in payload["releases"]:
         spent = "inf" if r["epsilon_spent"] is None else f"{r['epsilon_spent']:.3f}"
         audit = "passed" if r["audit_passed"] else "refused"
-        lines.append(f"| {r['site']} | {r['epsilon_asked']} | {spent} | {r['steps']} | {audit} |")
+        lines.append(
+            f"| {r['backend']} | {r['site']} | {r['epsilon_asked']} | {spent} | {r['steps']} | "
+            f"{r['train_s']:.0f} | {audit} |"
+        )
+    fid = payload["fidelity"]
+    lines += [
+        "",
+        "Frechet distance to the internal held-out patients in the pooled real model's lesion features "
+        "(real-pooled: the floor), and the mean HU inside the lesion masks per class "
+        f"(held-out: {_hu_row(fid['held_out_lesion_hu'])}):",
+        "",
+        "| training data | Frechet distance | lesion HU by class (mean, volumes with a lesion) |",
+        "| --- | ---: | --- |",
+    ]
+    for name, row in fid.items():
+        if isinstance(row, dict) and "frechet_distance" in row:
+            lines.append(f"| {name} | {row['frechet_distance']:.2f} | {_hu_row(row['lesion_hu'])} |")
     lines += ["", "![macro AUC against epsilon](utility-auc-vs-epsilon.png)", ""]
+    lines += ["![real and synthetic per class](utility-montage.png)", ""]
     return "\n".join(lines)
+
+
+def _hu_row(by_class: dict[str, Any]) -> str:
+    cells = []
+    for name, v in by_class.items():
+        hu = "n/a" if v["mean_hu"] is None else f"{v['mean_hu']:.0f}"
+        cells.append(f"{name} {hu} ({v['volumes_with_lesion']})")
+    return ", ".join(cells)
 
 
 def plot(payload: dict[str, Any], path: Path) -> None:
@@ -332,41 +507,69 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     results = payload["results"]
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    backend = payload["headline_backend"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     xs = list(range(len(EPSILONS)))
-    for test, colour in (("internal", "tab:blue"), (EXTERNAL, "tab:orange")):
+    for test, colour, shift in (("internal", "tab:blue", -0.06), (EXTERNAL, "tab:orange", 0.06)):
         pts = [
-            (x, results[f"synthetic-eps{eps_name(e)}"][test]["macro_auc"])
+            (x + shift, results[f"{backend}-eps{eps_name(e)}"][test]["macro_auc"])
             for x, e in zip(xs, EPSILONS, strict=True)
-            if f"synthetic-eps{eps_name(e)}" in results
+            if f"{backend}-eps{eps_name(e)}" in results
         ]
-        ax.errorbar(
-            [x for x, _ in pts],
-            [m["value"] for _, m in pts],
-            yerr=[
-                [m["value"] - (m["ci95_low"] or m["value"]) for _, m in pts],
-                [(m["ci95_high"] or m["value"]) - m["value"] for _, m in pts],
-            ],
-            marker="o",
-            capsize=3,
-            color=colour,
-            label=f"pooled synthetic, {test}",
-        )
+        ax.errorbar(*_bars(pts), marker="o", capsize=3, color=colour, label=f"{backend}, {test}")
+        others = [
+            n
+            for n in results
+            if n.endswith(f"-eps{eps_name(HEADLINE_EPSILON)}") and not n.startswith(backend)
+        ]
+        for marker, name in zip("sD^v", others, strict=False):
+            at = xs[EPSILONS.index(HEADLINE_EPSILON)] + 2.5 * shift
+            ax.errorbar(
+                *_bars([(at, results[name][test]["macro_auc"])]),
+                marker=marker,
+                capsize=3,
+                color=colour,
+                ls="none",
+                mfc="white",
+                label=f"{name}, {test}",
+            )
         ax.axhline(
             results["real-pooled"][test]["macro_auc"]["value"],
             color=colour,
             ls="--",
             label=f"pooled real, {test}",
         )
+        if CONTROL in results:
+            ax.axhline(
+                results[CONTROL][test]["macro_auc"]["value"], color=colour, ls=":", label=f"{CONTROL}, {test}"
+            )
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_xticks(xs, [eps_name(e) for e in EPSILONS])
     ax.set_xlabel("epsilon per site (inf: no DP)")
     ax.set_ylabel("macro AUC")
     ax.set_title("Diagnostic model trained on synthetic data only")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="lower right", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _bars(pts: list[tuple[float, dict[str, Any]]]) -> tuple[list[float], list[float], list[list[float]]]:
+    values = [m["value"] for _, m in pts]
+    low = [m["value"] - (m["ci95_low"] or m["value"]) for _, m in pts]
+    high = [(m["ci95_high"] or m["value"]) - m["value"] for _, m in pts]
+    return [x for x, _ in pts], values, [low, high]
+
+
+def _foundation_card(folder: Path) -> dict[str, Any]:
+    from shared.foundation.artefact import foundation_sha256, load_foundation
+
+    card = load_foundation(folder).card
+    return {
+        "foundation_id": card.foundation_id,
+        "sha256": foundation_sha256(folder),
+        "training": card.training,
+    }
 
 
 def main() -> None:
@@ -375,20 +578,29 @@ def main() -> None:
     )
     parser.add_argument("--scale", choices=sorted(SCALES), default="ci")
     parser.add_argument("--work", type=Path, help="keep everything here; a later run reuses what is there")
+    parser.add_argument(
+        "--foundation",
+        type=Path,
+        help="a foundation folder at the scale's box: adds lesionstats, ldm3d, the control",
+    )
     args = parser.parse_args()
     scale = SCALES[args.scale]
+    runs = FOUNDATION_RUNS if args.foundation else GAN_RUNS
+    headline = GeneratorRun(HEADLINE_BACKEND if args.foundation else "dpgan3d", HEADLINE_EPSILON)
     with tempfile.TemporaryDirectory(prefix="fedsynth-utility-") as scratch:
         work = args.work or Path(scratch)
         started = time.perf_counter()
         homes = build_sites(work, scale, say)
         built = time.perf_counter()
-        releases = train_releases(work, homes, scale, say)
+        releases = train_releases(work, homes, scale, say, runs, args.foundation)
         generated = time.perf_counter()
-        data = prepare_data(work, homes, releases, scale)
+        data = prepare_data(work, homes, releases, runs, headline, scale, args.foundation)
+        class_montage(data["configs"], headline, RESULTS / "utility-montage.png")
         trained = train_all(work, data["configs"], scale)
         modelled = time.perf_counter()
         results = evaluate_all(trained, data["tests"])
-        head = headlines(trained, results, data["tests"])
+        head = headlines(trained, results, data["tests"], headline)
+        closeness = fidelity(data["configs"], trained, data["tests"])
         finished = time.perf_counter()
     payload: dict[str, Any] = {
         "scale": scale.name,
@@ -396,11 +608,14 @@ def main() -> None:
         "external_cases": scale.external_per_class * 6,
         "synthetic_per_class_per_site": scale.synthetic_per_class,
         "diagnostic_task": "segment (the class segmenter and its case head) for every model",
+        "headline_backend": headline.backend,
+        "foundation": None if args.foundation is None else _foundation_card(args.foundation),
         "verdicts": verdicts(head),
         "headlines": head,
         "releases": [r.public() for r in releases],
         "models": {n: {k: v for k, v in m.items() if k != "folder"} for n, m in trained.items()},
         "results": results,
+        "fidelity": closeness,
         "seconds": {
             "sites": round(built - started),
             "generators": round(generated - built),

@@ -128,15 +128,16 @@ class SiteReceive(SettingsSection):
 class SiteGenerator(SettingsSection):
     """The synthetic-data generator, trained here with DP-SGD (`site-agent train`)."""
 
-    backend: Literal["dpgan3d", "ldm3d"] = Field(
+    backend: Literal["dpgan3d", "ldm3d", "lesionstats"] = Field(
         "dpgan3d",
-        description='"ldm3d": a public foundation fine-tuned here under DP (needs `foundation`); '
-        '"dpgan3d": a 3D GAN trained from scratch.',
+        description='"lesionstats": a public foundation draws the anatomy and one DP release of each '
+        'class\'s lesion statistics places the lesions (needs `foundation`); "ldm3d": the foundation '
+        'fine-tuned here with DP-SGD (needs `foundation`); "dpgan3d": a 3D GAN trained from scratch.',
     )
     foundation: Path | None = Field(
         None,
-        description="Folder of the public foundation (`coordinator foundation train`) that ldm3d starts "
-        "from; public weights cost no privacy budget.",
+        description="Folder of the public foundation (`coordinator foundation train`) that lesionstats "
+        "and ldm3d start from; public weights cost no privacy budget.",
     )
     foundation_sha256: str | None = Field(
         None,
@@ -150,6 +151,9 @@ class SiteGenerator(SettingsSection):
     )
     draws_per_patient: int = Field(
         4, ge=1, le=64, description="ldm3d: noise draws averaged inside each patient's loss per step."
+    )
+    sampling_steps: int = Field(
+        50, ge=2, le=1000, description="lesionstats and ldm3d: denoising steps per drawn box (DDIM)."
     )
     epochs: float = Field(
         30.0,

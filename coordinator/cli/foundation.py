@@ -6,7 +6,7 @@ Registered on the `coordinator` app by `coordinator.cli.main`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -51,6 +51,14 @@ def train(
     spacing_mm: Annotated[float, typer.Option("--spacing-mm", help="The round's spacing.")] = CPU_SPACING_MM,
     autoencoder_epochs: Annotated[float, typer.Option("--autoencoder-epochs")] = 30.0,
     denoiser_epochs: Annotated[float, typer.Option("--denoiser-epochs")] = 400.0,
+    autoencoder_learning_rate: Annotated[float, typer.Option("--autoencoder-learning-rate", min=0.0)] = 2e-3,
+    denoiser_learning_rate: Annotated[float, typer.Option("--denoiser-learning-rate", min=0.0)] = 1e-3,
+    mixed_precision: Annotated[
+        bool,
+        typer.Option(
+            help="The autoencoder under bfloat16 autocast (about twice as fast on CPUs with AVX-512 BF16)."
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Phantom patients and training.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
 ) -> None:
@@ -79,6 +87,9 @@ def train(
         foundation_id=foundation_id,
         autoencoder_epochs=autoencoder_epochs,
         denoiser_epochs=denoiser_epochs,
+        autoencoder_learning_rate=autoencoder_learning_rate,
+        denoiser_learning_rate=denoiser_learning_rate,
+        mixed_precision=mixed_precision,
         seed=seed,
     )
     say = lambda message: console.print(message, highlight=False)  # noqa: E731
@@ -100,6 +111,14 @@ def show(
     samples: Annotated[int, typer.Option("--samples", min=1, max=32)] = 8,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: Annotated[int, typer.Option("--steps", min=2, max=1000, help="DDIM steps.")] = 50,
+    reconstructions: Annotated[
+        Path | None,
+        typer.Option(
+            "--reconstructions",
+            help="Also a PNG of fresh public phantom boxes (seed --seed + 1000, not the corpus's) above "
+            "what the autoencoder makes of them: what its latents keep.",
+        ),
+    ] = None,
 ) -> None:
     """Draw boxes from the foundation (its public row: no class) and save them as a montage of
     axial and coronal slices, radiological convention."""
@@ -126,3 +145,27 @@ def show(
     )
     save_drawn_montage(drawn.images, drawn.masks, title, out)
     console.print(f"montage: {out}")
+    if reconstructions is not None:
+        _save_reconstructions(foundation, samples, seed + 1000, reconstructions)
+        console.print(f"reconstructions: {reconstructions}")
+
+
+def _save_reconstructions(foundation: Any, count: int, seed: int, out: Path) -> None:
+    import numpy as np
+    import torch
+
+    from coordinator.foundation.corpus import CorpusRequest, build_corpus
+    from shared.foundation.montage import save_drawn_montage
+
+    spec = foundation.spec
+    with console.status(f"drawing {count} public phantom boxes and encoding them"):
+        boxes = build_corpus(CorpusRequest(spec, phantom_cases=count, phantom_seed=seed)).volumes
+        with torch.no_grad():
+            decoded, _, _ = foundation.autoencoder(torch.from_numpy(boxes))
+        decoded = decoded.clamp(-1, 1).numpy()
+    images = np.concatenate([boxes[:, 0], decoded[:, 0]])
+    masks = np.concatenate([boxes[:, 1] > 0, decoded[:, 1] > 0]).astype(np.uint8)
+    title = f"{foundation.card.foundation_id}: public boxes (top) and autoencoder reconstructions (bottom)"
+    save_drawn_montage(
+        images, masks, title, out, row_names=["public boxes", "reconstructions"], per_row=count
+    )

@@ -87,6 +87,21 @@ def demo(
     spacing_mm: Annotated[
         float, typer.Option("--spacing-mm", help="The sites' voxel size.")
     ] = CPU_SPACING_MM,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="The sites' generator: lesionstats (the default), ldm3d (both start from --foundation) "
+            "or dpgan3d.",
+        ),
+    ] = "lesionstats",
+    foundation: Annotated[
+        Path | None,
+        typer.Option(
+            "--foundation",
+            help="A foundation folder at the demo's box (default: the one shipped for the CPU box).",
+        ),
+    ] = None,
 ) -> None:
     """Run a whole federation on phantom data on this machine: phantom hospitals with their site
     agents, a SuperLink and one SuperNode per hospital (TLS and site keys on), and one full round.
@@ -96,9 +111,17 @@ def demo(
     demo did not create). Ctrl-C stops every process the demo started.
     """
     from coordinator.demo.run import DemoOptions, run_demo
+    from shared.foundation.shipped import SHIPPED_FOUNDATION
 
     options = DemoOptions(
-        out=out, sites=sites, cases=cases, seed=seed, box=parse_box(box), spacing_mm=spacing_mm
+        out=out,
+        sites=sites,
+        cases=cases,
+        seed=seed,
+        box=parse_box(box),
+        spacing_mm=spacing_mm,
+        backend=backend,
+        foundation=foundation or SHIPPED_FOUNDATION,
     )
     run_demo(options, console)
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +37,7 @@ from coordinator.federation.summary import round_table
 from shared.classes import DEFAULT_CLASSES
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM
 from shared.federation.processes import free_port
+from shared.foundation.shipped import SHIPPED_FOUNDATION
 from shared.phantom import TRAINING_PROFILES
 
 MARKER = ".fedsynth-demo"
@@ -48,8 +49,10 @@ NOT_RUN = (
     "the benchmarks of synthetic against real training (python -m bench.utility) and of privacy "
     "attacks (python -m bench.privacy); their results are in bench/RESULTS.md"
 )
+BACKENDS = ("lesionstats", "ldm3d", "dpgan3d")
+FOUNDATION_BACKENDS = ("lesionstats", "ldm3d")
 
-# A narrow generator keeps a CPU demo site's DP training to seconds.
+# A narrow GAN keeps a CPU demo site's DP training to seconds (dpgan3d only).
 DEMO_GENERATOR = {"FEDSYNTH_GENERATOR__WIDTH": "8"}
 DEMO_EPSILON = 8.0
 DEMO_PER_CLASS = 4
@@ -68,15 +71,45 @@ class DemoOptions:
     seed: int = 0
     box: tuple[int, int, int] = CPU_BOX  # DESIGN.md's CPU size; the tests run it smaller
     spacing_mm: float = CPU_SPACING_MM
+    backend: str = "lesionstats"
+    foundation: Path = SHIPPED_FOUNDATION
+    foundation_sha256: str | None = None  # set by run_demo once it has checked the foundation
 
     @property
     def site_environment(self) -> dict[str, str]:
-        """The demo's size, given to the site agents the way an operator would: by variable."""
-        return {
+        """The demo's size and generator, given to the site agents the way an operator would: by
+        variable."""
+        environment = {
             "FEDSYNTH_PREPROCESSING__BOX": json.dumps(list(self.box)),
             "FEDSYNTH_PREPROCESSING__SPACING_MM": str(self.spacing_mm),
+            "FEDSYNTH_GENERATOR__BACKEND": self.backend,
             **DEMO_GENERATOR,
         }
+        if self.backend in FOUNDATION_BACKENDS:
+            environment["FEDSYNTH_GENERATOR__FOUNDATION"] = str(self.foundation.resolve())
+            if self.foundation_sha256:  # each site checks the weights it loads against it
+                environment["FEDSYNTH_GENERATOR__FOUNDATION_SHA256"] = self.foundation_sha256
+        return environment
+
+
+def check_foundation(options: DemoOptions) -> str:
+    """The foundation's sha256, once it is known to fit the demo's box; refused before anything
+    is written otherwise."""
+    from shared.crop_box import box_text
+    from shared.foundation.artefact import FoundationError, foundation_sha256, load_foundation
+
+    try:
+        spec = load_foundation(options.foundation).spec
+    except FoundationError as exc:
+        raise DemoError(f"--foundation: {exc}") from None
+    if tuple(spec.box) != tuple(options.box) or spec.spacing_mm != options.spacing_mm:
+        raise DemoError(
+            f"the foundation in {options.foundation} draws {box_text(spec.box)} boxes at "
+            f"{spec.spacing_mm:g} mm, the demo crops {box_text(options.box)} at {options.spacing_mm:g} mm: "
+            "pass --foundation with one trained at this box (coordinator foundation train), or "
+            "--backend dpgan3d"
+        )
+    return foundation_sha256(options.foundation)
 
 
 def prepare_folder(out: Path) -> None:
@@ -111,6 +144,12 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def run_demo(options: DemoOptions, console: Console) -> RoundReport:
     if not 1 <= options.sites <= len(TRAINING_PROFILES):
         raise DemoError(f"--sites must be 1 to {len(TRAINING_PROFILES)} (one per phantom profile)")
+    if options.backend not in BACKENDS:
+        raise DemoError(f"--backend must be one of {', '.join(BACKENDS)}, not {options.backend!r}")
+    if options.backend in FOUNDATION_BACKENDS:
+        sha256 = check_foundation(options)
+        options = replace(options, foundation_sha256=sha256)
+        console.print(f"Generator: {options.backend}, from the public foundation {sha256[:12]}")
     started = time.monotonic()
     out = options.out.resolve()
     prepare_folder(out)
@@ -143,6 +182,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 "box": list(options.box),
                 "spacing_mm": options.spacing_mm,
                 "min_sites": min(2, len(sites)),
+                "generator": options.backend,
             }
             fed = settings.federation
             with ApiClient(url, tokens.operator) as operator:
@@ -176,13 +216,24 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
     )
     console.print(
         f"[bold]Done[/] in {time.monotonic() - started:.0f} s. {len(sites)} phantom hospitals kept their "
-        f"DICOM and cases to themselves; each trained a generator with DP-SGD at epsilon {DEMO_EPSILON:g} "
+        f"DICOM and cases to themselves; each spent epsilon {DEMO_EPSILON:g} on {_what_trained(options)} "
         "and sent only synthetic volumes, over TLS, to the coordinator, which pooled them, trained the "
         "shared diagnostic model and had every hospital score it on its own held-out real cases.",
         highlight=False,
     )
     console.print(f"Not run by the demo: {NOT_RUN}.", highlight=False)
     return report
+
+
+def _what_trained(options: DemoOptions) -> str:
+    if options.backend == "lesionstats":
+        return (
+            "one Gaussian-mechanism release of its lesion statistics per class, which placed lesions "
+            "in anatomy drawn by a public foundation model"
+        )
+    if options.backend == "ldm3d":
+        return "a DP-SGD fine-tune of a public foundation model"
+    return "a 3D GAN trained from scratch with DP-SGD"
 
 
 def _set(text: str, key: str, value: str) -> str:

@@ -71,6 +71,7 @@ def plan_round(
         volume_shape=order.box,
         spacing_mm=(order.spacing_mm,) * 3,
         timeout_s=synthesis_timeout,
+        generator=order.generator,
     )
     plan = RoundPlan(
         round_id=round_id,

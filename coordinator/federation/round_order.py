@@ -3,7 +3,7 @@ rounds launch` builds from its options, and what `plan_round` takes. Defaults ar
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +33,9 @@ class RoundOrder(BaseModel):
         description="the largest delta a site may use; default: each site's own, min(1e-5, 1/(10 N))",
     )
     min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
+    generator: Literal["dpgan3d", "ldm3d", "lesionstats"] = Field(
+        "dpgan3d", description="the generator backend every site must run (a site on another refuses)"
+    )
     timeout_s: float | None = Field(
         None,
         gt=0,

@@ -5,6 +5,11 @@ learns image and mask together (an L1 loss on each, the sparse mask's lesion vox
 that a nodule is not averaged away, and a small KL term); the denoiser learns, on latents scaled
 to unit spread, to predict the noise MONAI's DDPM schedule added, with every public box under the
 `public` class row. Progress is reported every few steps with an estimate of the time left.
+
+The autoencoder runs under bfloat16 autocast by default (weights and optimiser stay float32): on
+a CPU with AVX-512 BF16 its step takes about half the time, its full-size 3D convolutions being
+most of the work. The denoiser stays in float32, which measured faster at latent size. Both
+learning rates warm up over the first 5% of steps, then follow a cosine.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from shared.schemas.foundation_card import FoundationCard
 Progress = Callable[[str], None]
 KL_WEIGHT = 1e-6
 LESION_WEIGHT = 20.0  # mask channel: lesion voxels are ~0.1% of a box
+STALLED_LOSS = 0.95  # a denoiser that outputs zeros scores 1.0 against unit-variance noise
 
 
 class FoundationTrainingError(CoordinatorError):
@@ -43,7 +49,9 @@ class TrainingSettings:
     denoiser_epochs: float = 400.0
     autoencoder_batch: int = 4
     denoiser_batch: int = 16
-    learning_rate: float = 1e-3
+    autoencoder_learning_rate: float = 2e-3
+    denoiser_learning_rate: float = 1e-3  # 2e-3 left the denoiser predicting zeros (loss 1.0)
+    mixed_precision: bool = True
     seed: int = 0
     description: str = ""
 
@@ -78,6 +86,14 @@ class _Reporter:
         )
 
 
+def _schedule(
+    optimiser: torch.optim.Optimizer, lr: float, steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05
+    )
+
+
 def _autoencoder_loss(
     net: torch.nn.Module, batch: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -99,16 +115,20 @@ def train_foundation(
     data = torch.from_numpy(corpus.volumes)
     started = time.monotonic()
 
+    def autocast() -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.mixed_precision)
+
     autoencoder = build_autoencoder(spec)
-    optimiser = torch.optim.AdamW(autoencoder.parameters(), lr=settings.learning_rate)
+    optimiser = torch.optim.AdamW(autoencoder.parameters(), lr=settings.autoencoder_learning_rate)
     ae_steps = _steps(settings.autoencoder_epochs, len(data), settings.autoencoder_batch)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, ae_steps)
+    schedule = _schedule(optimiser, settings.autoencoder_learning_rate, ae_steps)
     report = _Reporter(say, "autoencoder", ae_steps)
     autoencoder.train()
     image_l1 = mask_l1 = math.nan
     for step in range(1, ae_steps + 1):
         chosen = rng.choice(len(data), size=min(settings.autoencoder_batch, len(data)), replace=False)
-        loss, image, mask = _autoencoder_loss(autoencoder, data[chosen])
+        with autocast():
+            loss, image, mask = _autoencoder_loss(autoencoder, data[chosen])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -126,13 +146,13 @@ def train_foundation(
 
     denoiser = build_denoiser(spec)
     scheduler = training_scheduler(spec)
-    optimiser = torch.optim.AdamW(denoiser.parameters(), lr=settings.learning_rate)
+    optimiser = torch.optim.AdamW(denoiser.parameters(), lr=settings.denoiser_learning_rate)
     dn_steps = _steps(settings.denoiser_epochs, len(data), settings.denoiser_batch)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, dn_steps)
+    schedule = _schedule(optimiser, settings.denoiser_learning_rate, dn_steps)
     report = _Reporter(say, "denoiser", dn_steps)
     denoiser.train()
     public = torch.full((min(settings.denoiser_batch, len(data)),), spec.public_class, dtype=torch.long)
-    denoiser_loss = math.nan
+    denoiser_loss = running = math.nan
     for step in range(1, dn_steps + 1):
         picked = torch.from_numpy(rng.choice(len(data), size=len(public), replace=False))
         # A fresh draw from each box's posterior every step: the latents the decoder knows.
@@ -146,7 +166,13 @@ def train_foundation(
         optimiser.step()
         schedule.step()
         denoiser_loss = loss.item()
+        running = denoiser_loss if step == 1 else 0.98 * running + 0.02 * denoiser_loss
         report.step(step, denoiser_loss)
+        if step == max(200, dn_steps // 4) and running > STALLED_LOSS:
+            raise FoundationTrainingError(
+                f"the denoiser is not learning (its loss is still {running:.3f} after {step} steps: it "
+                "predicts no noise at all); train again with a lower --denoiser-learning-rate"
+            )
     denoiser.eval()
 
     card = FoundationCard(
@@ -172,7 +198,11 @@ def train_foundation(
                 "final_loss": round(denoiser_loss, 5),
                 "seconds": round(time.monotonic() - started - ae_seconds, 1),
             },
-            "learning_rate": settings.learning_rate,
+            "learning_rates": {
+                "autoencoder": settings.autoencoder_learning_rate,
+                "denoiser": settings.denoiser_learning_rate,
+            },
+            "autoencoder_precision": "bfloat16 autocast" if settings.mixed_precision else "float32",
             "seed": settings.seed,
             "threads": torch.get_num_threads(),
             "differential_privacy": False,  # public data only

@@ -55,9 +55,9 @@ def train(
         task = bar.add_task("training", total=None, status="planning")
 
         def show(report: StepReport, spent: float) -> None:
-            status = (
-                f"epsilon so far {_eps(spent)}  loss D {report.losses['d']:.3f} G {report.losses['g']:.3f}"
-            )
+            # Each backend reports its own figures (dpgan3d: d and g losses; ldm3d: denoise).
+            figures = "  ".join(f"{name} {value:.3f}" for name, value in report.losses.items())
+            status = f"epsilon so far {_eps(spent)}  {figures}"
             bar.update(task, total=report.steps, completed=report.step, status=status)
 
         result = train_generator(

@@ -53,7 +53,7 @@ class TrainingPlan:
     batch_size: int  # expected real examples per step (= sample_rate * N)
     steps: int
     accountant: str
-    seed: int
+    seed: int  # secret: it seeds the batch draws and, through torch's generator, Opacus' noise
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,9 @@ def load_generator_files(
 class GeneratorBackend(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]
+    # True: the backend reads every patient once, in one step at sample rate 1 (a Gaussian
+    # mechanism), whatever the settings' epochs and batch size say.
+    releases_once: ClassVar[bool]
 
     def train(
         self, data: TrainingSet, plan: TrainingPlan, *, checkpoints: Checkpointer, on_step: StepCallback

@@ -10,6 +10,7 @@ from site_agent.config import SiteSettings
 from site_agent.generator.backend import GeneratorBackend, GeneratorError
 from site_agent.generator.dpgan3d.backend import DPGan3D
 from site_agent.generator.ldm3d.backend import LatentDiffusion3D, open_foundation
+from site_agent.generator.lesionstats.backend import FoundationLesionStatistics
 
 
 def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBackend:
@@ -24,13 +25,22 @@ def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBacken
             grad_sample_mode=g.grad_sample_mode,
             device=device,
         )
+    if g.foundation is None:
+        raise GeneratorError(
+            f'[generator] backend = "{g.backend}" starts from a public foundation: set [generator] '
+            "foundation to its folder (and foundation_sha256 to its hash)"
+        )
+    foundation, sha256 = open_foundation(g.foundation, g.foundation_sha256, device)
+    if g.backend == "lesionstats":
+        return FoundationLesionStatistics(
+            foundation=foundation,
+            foundation_sha256=sha256,
+            classes=settings.classes,
+            box=settings.preprocessing.box,
+            sampling_steps=g.sampling_steps,
+            device=device,
+        )
     if g.backend == "ldm3d":
-        if g.foundation is None:
-            raise GeneratorError(
-                '[generator] backend = "ldm3d" starts from a public foundation: set [generator] '
-                "foundation to its folder (and foundation_sha256 to its hash)"
-            )
-        foundation, sha256 = open_foundation(g.foundation, g.foundation_sha256, device)
         return LatentDiffusion3D(
             foundation=foundation,
             foundation_sha256=sha256,
@@ -40,6 +50,7 @@ def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBacken
             draws_per_patient=g.draws_per_patient,
             learning_rate=g.learning_rate,
             grad_sample_mode=g.grad_sample_mode,
+            sampling_steps=g.sampling_steps,
             device=device,
         )
     raise GeneratorError(f"unknown generator backend {g.backend!r}")
@@ -50,4 +61,6 @@ def load_backend(name: str, folder: Path, device: torch.device) -> GeneratorBack
         return DPGan3D.load(folder, device=device)
     if name == LatentDiffusion3D.name:
         return LatentDiffusion3D.load(folder, device=device)
+    if name == FoundationLesionStatistics.name:
+        return FoundationLesionStatistics.load(folder, device=device)
     raise GeneratorError(f"unknown generator backend {name!r} in {folder}")

@@ -14,9 +14,9 @@ that never finishes stays charged in full.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -112,11 +112,16 @@ def train_generator(
     with CaseStore(settings.paths.store) as store:
         data = load_training_set(store, settings.classes)
     ceiling = settings.privacy.delta if delta_ceiling is None else min(settings.privacy.delta, delta_ceiling)
+    backend = new_backend(settings, choose_device(settings.compute.device))
+    # A backend that releases once reads every patient in a single step: the Gaussian mechanism.
+    batch_size, run_epochs = (
+        (len(data), 1.0) if backend.releases_once else (gen.batch_size, epochs or gen.epochs)
+    )
     fresh = DPRun.plan(
         epsilon=epsilon,
         patients=len(data),
-        batch_size=gen.batch_size,
-        epochs=epochs or gen.epochs,
+        batch_size=batch_size,
+        epochs=run_epochs,
         delta_ceiling=ceiling,
         accountant=settings.privacy.accountant,
     )
@@ -137,14 +142,17 @@ def train_generator(
     plan = TrainingPlan(
         mechanism=dp.mechanism,
         max_grad_norm=run.max_grad_norm,
-        batch_size=gen.batch_size,
+        batch_size=batch_size,
         steps=dp.steps,
         accountant=dp.accountant,
-        seed=int(hashlib.sha256(run.run_id.encode()).hexdigest()[:8], 16),
+        # From the OS's CSPRNG, never from anything that leaves the site: the batches and the DP
+        # noise are drawn from generators seeded with it, and a seed an attacker could guess (it
+        # was a 32-bit hash of the run id) would let them subtract the noise. A resumed run takes
+        # its batch draws from its checkpoint and fresh noise from this new seed.
+        seed=secrets.randbits(63),
     )
 
     folder = settings.paths.models / run.run_id
-    backend = new_backend(settings, choose_device(settings.compute.device))
     checkpoints = FileCheckpointer(folder, every_seconds=gen.checkpoint_seconds)
 
     last_report = [0.0]

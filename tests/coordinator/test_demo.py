@@ -13,7 +13,7 @@ from pathlib import Path
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.config import load_site_settings
-from tests.conftest import TEST_BOX, TEST_SPACING_MM
+from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
 
 
 # The demo's own code path with fewer DP epochs per site, set the way an operator would, by
@@ -46,10 +46,14 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(tmp_path: Path) -> None:
+def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(
+    tmp_path: Path, tiny_foundation: TinyFoundation
+) -> None:
     out = tmp_path / "demo"
-    # At the suite's test size; `scripts/demo` runs the CPU box (48x48x64 at 4 mm).
+    # At the suite's test size, from a foundation at that size; `scripts/demo` runs the CPU box
+    # (48x48x64 at 4 mm) from the foundation it ships.
     size = ["--box", ",".join(map(str, TEST_BOX)), "--spacing-mm", str(TEST_SPACING_MM)]
+    size += ["--foundation", str(tiny_foundation.folder)]
     result = coordinator("demo", "--out", str(out), "--sites", "2", "--cases", "12", *size)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "report" / "round.json").read_text())
@@ -70,6 +74,10 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(tmp_path
     assert verify_synthetic_set(pooled) == 2 * 2 * 6 * 4 + 3
     card = DatasetCard.read(pooled / "card.json")
     assert sorted(c.site_id for c in card.sites) == ["site_a", "site_b"]
+    # Each site's set names the generator and the public foundation it started from.
+    assert {(c.generator.backend, c.generator.foundation_sha256) for c in card.sites} == {
+        ("lesionstats", tiny_foundation.sha256)
+    }
     for name in ("montage.png", "roc.png", "site_metrics.png"):
         assert (out / "report" / name).stat().st_size > 1000
     # The round went through the service: launched by the demo's operator token, and the pooled
@@ -80,6 +88,7 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(tmp_path
     assert (researcher / "SHA256SUMS").read_bytes() == (pooled / "SHA256SUMS").read_bytes()
     assert "downloaded pooled set v1" in result.stdout
     assert "Not run by the demo" in result.stdout  # it says plainly what it did not do
+    assert "Gaussian-mechanism release of its lesion statistics" in result.stdout  # and what it did
     assert _processes_mentioning(str(out)) == []  # nothing it started outlives it
 
 
@@ -101,8 +110,21 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert _processes_mentioning(str(out))  # the SuperLink and the site agent are running
         os.kill(demo.pid, signal.SIGINT)
-        assert demo.wait(timeout=60) != 0
+        # Each process family (site agents, service, SuperLink) gets SIGTERM, then SIGKILL after at
+        # most 30 s (coordinator/federation/local.py): a SuperNode whose ClientApp is mid-way through
+        # drawing boxes may need that grace, so three families may take 90 s.
+        assert demo.wait(timeout=120) != 0
         assert _processes_mentioning(str(out)) == []
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
+
+
+def test_the_demo_refuses_a_foundation_that_does_not_fit_its_box_before_writing_anything(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    result = coordinator("demo", "--out", str(out), "--box", "32,32,48", "--spacing-mm", "6")
+    assert result.returncode != 0
+    assert "draws 48x48x64 boxes at 4 mm, the demo crops 32x32x48 at 6 mm" in result.stdout + result.stderr
+    assert not out.exists()

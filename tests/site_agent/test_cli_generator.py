@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TinyFoundation
 from tests.site_agent.conftest import TrainedSite
 from tests.site_agent.test_cli import site_agent
 
@@ -41,3 +42,19 @@ def test_sample_writes_a_set_and_the_audit_beside_it(trained_site: TrainedSite, 
     assert audit["passed"] and audit["samples"] == 6
     assert audit["reference"] in ("holdout", "train-leave-one-out")
     assert not (out / "audit.json").exists()  # the audit is about patients: never inside a set
+
+
+def test_a_hospital_trains_lesionstats_from_its_settings_file_in_one_release(
+    trained_site: TrainedSite, tiny_foundation: TinyFoundation, tmp_path: Path
+) -> None:
+    site = trained_site.copy(tmp_path / "site")
+    text = site.config.read_text()
+    assert 'backend = "dpgan3d"' in text and "# foundation = (not set)" in text
+    text = text.replace('backend = "dpgan3d"', 'backend = "lesionstats"')
+    text = text.replace("# foundation = (not set)", f'foundation = "{tiny_foundation.folder}"')
+    text = text.replace("sampling_steps = 50", "sampling_steps = 5")
+    site.config.write_text(text)
+    result = site_agent("train", "--config", str(site.config), "--epsilon", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Trained generator lesionstats" in result.stdout
+    assert "sample rate 1.000, 1 steps" in result.stdout  # one release over every patient

@@ -39,6 +39,7 @@ from site_agent.privacy.engine import GradSampleMode, PrivateModule, frozen_para
 class DPGan3D:
     name: ClassVar[str] = "dpgan3d"
     version: ClassVar[str] = "dpgan3d-2"  # 2: any box (x, y, z), no longer only cubes
+    releases_once: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -33,8 +33,8 @@ from torch import nn
 
 from shared.crop_box import box_text
 from shared.foundation.artefact import Foundation, FoundationError, foundation_sha256, load_foundation
-from shared.foundation.networks import FoundationSpec, build_autoencoder, build_denoiser, training_scheduler
-from shared.foundation.sampling import draw
+from shared.foundation.networks import build_denoiser, training_scheduler
+from shared.foundation.sampling import SAMPLING_STEPS, draw
 from site_agent.generator.backend import (
     Checkpointer,
     GeneratorError,
@@ -46,6 +46,7 @@ from site_agent.generator.backend import (
     load_generator_files,
     save_generator_files,
 )
+from site_agent.generator.foundation_files import check_fits, load_networks, network_card, network_weights
 from site_agent.privacy.engine import GradSampleMode, PrivateModule
 
 Trainable = Literal["classes", "conditioning", "all"]
@@ -64,6 +65,7 @@ def _is_trained(name: str, trainable: Trainable) -> bool:
 class LatentDiffusion3D:
     name: ClassVar[str] = "ldm3d"
     version: ClassVar[str] = "ldm3d-1"
+    releases_once: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class LatentDiffusion3D:
         draws_per_patient: int = 4,
         learning_rate: float = 2e-3,
         grad_sample_mode: GradSampleMode = "hooks",
+        sampling_steps: int = SAMPLING_STEPS,
         device: torch.device,
     ) -> None:
         spec = foundation.spec
@@ -84,11 +87,7 @@ class LatentDiffusion3D:
                 f"the foundation {foundation.card.foundation_id} knows the classes {list(spec.classes)}, "
                 f"this site has {list(classes)}"
             )
-        if tuple(box) != tuple(spec.box):
-            raise GeneratorError(
-                f"the foundation {foundation.card.foundation_id} draws {box_text(spec.box)} boxes, "
-                f"this site crops {box_text(box)}: train a foundation at the site's box"
-            )
+        check_fits(foundation, box)
         if trainable not in TRAINABLE:
             raise GeneratorError(f"trainable must be one of {', '.join(TRAINABLE)}, not {trainable!r}")
         self.spec, self.classes, self.box = spec, tuple(classes), box
@@ -96,6 +95,7 @@ class LatentDiffusion3D:
         self.scale_factor = foundation.scale_factor
         self.trainable, self.draws_per_patient = trainable, draws_per_patient
         self.learning_rate, self.grad_sample_mode, self.device = learning_rate, grad_sample_mode, device
+        self.sampling_steps = sampling_steps
         self.autoencoder = foundation.autoencoder.to(device).eval()
         self.denoiser = foundation.denoiser.to(device)
         for p in self.autoencoder.parameters():
@@ -230,6 +230,7 @@ class LatentDiffusion3D:
             self.scale_factor,
             np.asarray(labels, dtype=np.int64),
             seed=seed,
+            steps=self.sampling_steps,
             batch_size=batch_size,
         )
         return Samples(drawn.images, drawn.masks, np.asarray(labels, dtype=np.int64))
@@ -245,29 +246,22 @@ class LatentDiffusion3D:
             "version": self.version,
             "box": list(self.box),
             "classes": list(self.classes),
-            "foundation_id": self.foundation_id,
-            "foundation_sha256": self.foundation_sha256,
-            "spec": self.spec.to_json(),
-            "scale_factor": self.scale_factor,
+            **network_card(self.spec, self.scale_factor, (self.foundation_id, self.foundation_sha256)),
             "trainable": self.trainable,
             "draws_per_patient": self.draws_per_patient,
+            "sampling_steps": self.sampling_steps,
         }
 
     def save(self, folder: Path) -> str:
         """The whole generator in one file (the frozen autoencoder and the EMA denoiser), so a run
         folder samples without the foundation at hand; its card names the foundation it began from."""
-        state = {f"autoencoder.{k}": v for k, v in self.autoencoder.state_dict().items()}
-        state |= {f"denoiser.{k}": v for k, v in self._sampler.state_dict().items()}
-        return save_generator_files(folder, state, self.card())
+        return save_generator_files(folder, network_weights(self.autoencoder, self._sampler), self.card())
 
     @classmethod
     def load(cls, folder: Path, *, device: torch.device) -> LatentDiffusion3D:
         try:
             card, state = load_generator_files(folder, device)
-            spec = FoundationSpec.from_json(card["spec"])
-            autoencoder, denoiser = build_autoencoder(spec), build_denoiser(spec)
-            autoencoder.load_state_dict({k[12:]: v for k, v in state.items() if k.startswith("autoencoder.")})
-            denoiser.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("denoiser.")})
+            spec, autoencoder, denoiser = load_networks(card, state, device)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GeneratorError(f"cannot load the generator in {folder}: {exc}") from None
         backend = cls.__new__(cls)
@@ -276,8 +270,8 @@ class LatentDiffusion3D:
         backend.scale_factor, backend.trainable = float(card["scale_factor"]), card["trainable"]
         backend.draws_per_patient, backend.learning_rate = int(card["draws_per_patient"]), 0.0
         backend.grad_sample_mode, backend.device = "hooks", device
-        backend.autoencoder = autoencoder.to(device).eval()
-        backend.denoiser = denoiser.to(device).eval()
+        backend.sampling_steps = int(card.get("sampling_steps", SAMPLING_STEPS))
+        backend.autoencoder, backend.denoiser = autoencoder, denoiser
         backend._sampler = backend.denoiser
         return backend
 

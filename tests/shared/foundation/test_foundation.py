@@ -155,11 +155,17 @@ def test_the_cli_shows_a_foundation_and_refuses_to_overwrite_one(
     folder, _ = saved
     runner = CliRunner()
     png = tmp_path / "samples.png"
+    recon = tmp_path / "reconstructions.png"
     shown = runner.invoke(
-        app, ["foundation", "show", str(folder), "--out", str(png), "--samples", "2", "--steps", "2"]
+        app,
+        [
+            *("foundation", "show", str(folder), "--out", str(png), "--samples", "2", "--steps", "2"),
+            *("--reconstructions", str(recon)),
+        ],
     )
     assert shown.exit_code == 0, shown.output
-    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+    for image in (png, recon):
+        assert image.stat().st_size > 5000 and image.read_bytes()[:4] == b"\x89PNG"
     refused = runner.invoke(
         app, ["foundation", "train", str(folder), "--id", "again", "--phantom-cases", "2"]
     )

@@ -1,0 +1,89 @@
+"""What one patient's lesion tells the statistics, as a short bounded vector, and back again.
+
+A patient's box and mask become `FEATURES` numbers, each in [-1, 1] by construction: the lesion's
+centre (box coordinates), its extent along each axis (the semi-axes of the solid ellipsoid with the
+same spread, on a log scale), its mean and spread of intensity, and the shares of its voxels that
+are fat and calcium. With a leading 1 (the patient counts once) the vector's norm is at most
+sqrt(1 + FEATURES), so scaling it by `max_grad_norm / BOUND` bounds every patient's contribution
+without any clipping: the sensitivity of the per-class sums is known before any data is read.
+
+`LesionParameters` is what a released, noisy table of sums decodes to (post-processing: it costs no
+privacy), one row per class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FEATURES = 10
+BOUND = math.sqrt(1 + FEATURES)  # the largest norm of [1, features]
+SIZE_RANGE_MM = (2.0, 100.0)  # semi-axes outside it are clamped (lesions span 1-20 cm)
+FAT_BELOW = -0.5  # window units: -60 HU in the default window (-160, 240)
+CALCIUM_ABOVE = 0.8  # +200 HU
+FEWEST_PATIENTS = 1.0  # a noisy count is never taken below one patient when dividing by it
+
+
+def _log_size(semi_axis_mm: float) -> float:
+    lo, hi = (math.log(v) for v in SIZE_RANGE_MM)
+    return float(np.clip(2.0 * (math.log(max(semi_axis_mm, 1e-3)) - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+
+
+def _size_mm(feature: float) -> float:
+    lo, hi = (math.log(v) for v in SIZE_RANGE_MM)
+    return math.exp(lo + (float(np.clip(feature, -1, 1)) + 1.0) / 2.0 * (hi - lo))
+
+
+def lesion_features(
+    image: NDArray[np.floating], mask: NDArray[np.bool_], spacing_mm: float
+) -> NDArray[np.float64]:
+    """[1, features] of one box: zeros after the 1 when the box has no lesion (a normal patient)."""
+    out = np.zeros(1 + FEATURES)
+    out[0] = 1.0
+    where = np.argwhere(mask)
+    if len(where) == 0:
+        return out
+    shape = np.asarray(mask.shape, dtype=np.float64)
+    centre = where.mean(axis=0)
+    out[1:4] = np.clip(2.0 * centre / np.maximum(shape - 1, 1) - 1.0, -1.0, 1.0)
+    # A solid ellipsoid of semi-axis a has variance a^2 / 5 along that axis; half a voxel at least.
+    spread = np.sqrt(5.0 * where.var(axis=0) + 0.25) * spacing_mm
+    out[4:7] = [_log_size(a) for a in spread]
+    values = np.asarray(image, dtype=np.float64)[mask]
+    out[7] = float(np.clip(values.mean(), -1.0, 1.0))
+    out[8] = float(np.clip(4.0 * values.std() - 1.0, -1.0, 1.0))  # std 0 -> -1, 0.5 and above -> 1
+    out[9] = 2.0 * float((values < FAT_BELOW).mean()) - 1.0
+    out[10] = 2.0 * float((values > CALCIUM_ABOVE).mean()) - 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class LesionParameters:
+    """One class's lesion, as the released statistics describe it."""
+
+    patients: float  # the noisy count the means were divided by
+    centre: tuple[float, float, float]  # box coordinates in [-1, 1]
+    semi_axes_mm: tuple[float, float, float]
+    intensity: float  # window units
+    intensity_std: float
+    fat_share: float
+    calcium_share: float
+
+
+def decode(sums: NDArray[np.floating]) -> LesionParameters:
+    """A class's parameters from its (noisy) sums of [1, features]: every mean is the feature sum
+    over the count, then brought back into its valid range (noise can push either out of it)."""
+    count = max(float(sums[0]), FEWEST_PATIENTS)
+    mean = np.clip(np.asarray(sums[1:], dtype=np.float64) / count, -1.0, 1.0)
+    return LesionParameters(
+        patients=float(sums[0]),
+        centre=(float(mean[0]), float(mean[1]), float(mean[2])),
+        semi_axes_mm=(_size_mm(mean[3]), _size_mm(mean[4]), _size_mm(mean[5])),
+        intensity=float(mean[6]),
+        intensity_std=float((mean[7] + 1.0) / 4.0),
+        fat_share=float((mean[8] + 1.0) / 2.0),
+        calcium_share=float((mean[9] + 1.0) / 2.0),
+    )

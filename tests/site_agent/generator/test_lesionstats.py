@@ -1,0 +1,134 @@
+"""The lesionstats backend: one Gaussian mechanism over per-class lesion statistics, through the
+site's own training run, and public anatomy with the class's lesion painted in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chi2
+
+from shared.privacy import Mechanism
+from site_agent.config import SiteSettings
+from site_agent.generator.backend import GeneratorError, TrainingPlan
+from site_agent.generator.lesionstats.backend import FoundationLesionStatistics
+from site_agent.generator.lesionstats.features import BOUND, LesionParameters, decode, lesion_features
+from site_agent.generator.lesionstats.painting import paint_lesion
+from site_agent.generator.registry import load_backend, new_backend
+from site_agent.generator.training_run import train_generator
+from site_agent.generator.training_set import load_training_set
+from site_agent.ingest.store import CaseStore
+from site_agent.privacy.ledger import Ledger
+from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
+from tests.site_agent.conftest import TrainedSite
+
+
+def _lesionstats(settings: SiteSettings, tiny: TinyFoundation) -> SiteSettings:
+    update = {"backend": "lesionstats", "foundation": tiny.folder, "foundation_sha256": tiny.sha256}
+    update["sampling_steps"] = 10
+    return settings.model_copy(update={"generator": settings.generator.model_copy(update=update)})
+
+
+def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> None:
+    asked = LesionParameters(
+        patients=10.0,
+        centre=(-0.2, 0.3, 0.1),
+        semi_axes_mm=(20.0, 14.0, 30.0),
+        intensity=0.1,
+        intensity_std=0.05,
+        fat_share=0.2,
+        calcium_share=0.05,
+    )
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(12):
+        image, mask = paint_lesion(
+            np.full(TEST_BOX, -0.3, np.float32), asked, spacing_mm=TEST_SPACING_MM, rng=rng
+        )
+        assert mask.any() and image.min() >= -1 and image.max() <= 1
+        row = lesion_features(image, mask > 0, TEST_SPACING_MM)
+        assert np.linalg.norm(row) <= BOUND + 1e-9
+        rows.append(row)
+    got = decode(np.sum(rows, axis=0))
+    assert got.patients == 12
+    assert np.allclose(got.centre, asked.centre, atol=0.06)
+    assert np.allclose(got.semi_axes_mm, asked.semi_axes_mm, rtol=0.25)
+    assert abs(got.fat_share - asked.fat_share) < 0.06 and abs(got.calcium_share - asked.calcium_share) < 0.04
+    # A box without a lesion counts once and adds nothing else.
+    empty = lesion_features(np.zeros(TEST_BOX, np.float32), np.zeros(TEST_BOX, bool), TEST_SPACING_MM)
+    assert empty[0] == 1 and not empty[1:].any()
+
+
+def test_one_release_is_one_charged_step_whose_noise_is_what_the_accountant_was_told(
+    trained_site: TrainedSite, tiny_foundation: TinyFoundation, tmp_path: Path
+) -> None:
+    settings = _lesionstats(trained_site.copy(tmp_path / "site").settings, tiny_foundation)
+    run = train_generator(settings, epsilon=4.0, round_id="r-stats")
+    with CaseStore(settings.paths.store) as store:
+        data = load_training_set(store, settings.classes)
+    # Every patient once, in one step at sample rate 1, whatever epochs and batch size say.
+    assert (run.privacy.steps, run.privacy.sample_rate) == (1, 1.0)
+    assert 0 < run.privacy.epsilon <= 4.0 and run.patients == len(data)
+    entry = Ledger(settings.paths.ledger).runs()[run.run_id]
+    assert entry.state == "complete" and entry.steps == 1
+    assert run.generator.backend == "lesionstats"
+    assert (run.generator.foundation_id, run.generator.foundation_sha256) == (
+        "tiny-test",
+        tiny_foundation.sha256,
+    )
+
+    backend = load_backend("lesionstats", settings.paths.models / run.run_id, torch.device("cpu"))
+    assert isinstance(backend, FoundationLesionStatistics)
+    exact = np.zeros_like(backend.sums.numpy())
+    for volume, label in zip(data.volumes.numpy(), data.labels.numpy(), strict=True):
+        exact[label] += lesion_features(volume[0], volume[1] > 0, TEST_SPACING_MM)
+    # The noise on the sums is Gaussian with sd sigma * BOUND: a 99.9% chi-square band on 66 numbers.
+    z = (backend.sums.numpy() - exact) / (run.privacy.noise_multiplier * BOUND)
+    assert chi2.ppf(0.0005, z.size) < float((z**2).sum()) < chi2.ppf(0.9995, z.size)
+
+    drawn = backend.sample(np.arange(len(settings.classes), dtype=np.int64), seed=2)
+    assert drawn.images.shape == (len(settings.classes), *TEST_BOX)
+    assert not drawn.masks[0].any()  # normal: anatomy only
+    assert all(drawn.masks[k].any() for k in range(1, len(settings.classes)))
+
+
+def test_without_dp_the_drawn_lesions_sit_where_the_class_lesions_of_the_site_sit(
+    trained_site: TrainedSite, tiny_foundation: TinyFoundation, tmp_path: Path
+) -> None:
+    settings = _lesionstats(trained_site.copy(tmp_path / "site").settings, tiny_foundation)
+    backend = new_backend(settings, torch.device("cpu"))
+    with CaseStore(settings.paths.store) as store:
+        data = load_training_set(store, settings.classes)
+    plan = TrainingPlan(None, 1.0, len(data), 1, "rdp", 0)
+    assert backend.train(data, plan, checkpoints=_NoCheckpoints(), on_step=lambda _r: None) == 0
+    labels = np.repeat(np.arange(1, len(settings.classes)), 4)
+    drawn = backend.sample(labels, seed=3)
+    for k in range(1, len(settings.classes)):
+        real = [v for v, y in zip(data.volumes.numpy(), data.labels.numpy(), strict=True) if y == k]
+        real_centre = np.mean([np.argwhere(v[1] > 0).mean(0) for v in real], axis=0)
+        drawn_centre = np.mean(
+            [np.argwhere(m).mean(0) for m, y in zip(drawn.masks, labels, strict=True) if y == k], 0
+        )
+        assert np.linalg.norm((drawn_centre - real_centre) * TEST_SPACING_MM) < 20.0, settings.classes[k]
+
+
+def test_a_plan_of_many_steps_is_refused(trained_site: TrainedSite, tiny_foundation: TinyFoundation) -> None:
+    backend = new_backend(_lesionstats(trained_site.settings, tiny_foundation), torch.device("cpu"))
+    with CaseStore(trained_site.settings.paths.store) as store:
+        data = load_training_set(store, trained_site.settings.classes)
+    plan = TrainingPlan(Mechanism(1.0, 0.5, 4), 1.0, len(data) // 2, 4, "rdp", 0)
+    with pytest.raises(GeneratorError, match="once over every patient"):
+        backend.train(data, plan, checkpoints=_NoCheckpoints(), on_step=lambda _r: None)
+
+
+class _NoCheckpoints:
+    def due(self, step: int) -> bool:
+        return False
+
+    def save(self, step: int, state: dict[str, object]) -> None:
+        pass
+
+    def load(self) -> None:
+        return None
