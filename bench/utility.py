@@ -115,9 +115,9 @@ def prepare_data(
         )
     if foundation is not None:
         per_class = scale.synthetic_per_class * len(TRAINING_PROFILES)
-        configs[CONTROL] = write_dataset(
-            data / CONTROL, foundation_only(foundation, per_class), CONTROL, like=scale.site
-        )
+        control = data / CONTROL
+        items = [] if control.exists() else foundation_only(foundation, per_class)  # drawn once
+        configs[CONTROL] = write_dataset(control, items, CONTROL, like=scale.site)
     for run in runs:
         sets = [r.released for r in releases if _of(r, run) and r.released is not None]
         if sets:
@@ -581,11 +581,23 @@ def main() -> None:
     parser.add_argument(
         "--foundation",
         type=Path,
-        help="a foundation folder at the scale's box: adds lesionstats, ldm3d, the control",
+        help="a foundation folder at the scale's box: adds lesionstats and the control",
     )
+    parser.add_argument(
+        "--epsilons", default="1,4,8,inf", help="with --foundation: the lesionstats privacy levels"
+    )
+    parser.add_argument("--with-ldm3d", action="store_true", help="with --foundation: ldm3d at epsilon 8 too")
+    parser.add_argument("--with-gan", action="store_true", help="with --foundation: dpgan3d at epsilon 8 too")
     args = parser.parse_args()
     scale = SCALES[args.scale]
-    runs = FOUNDATION_RUNS if args.foundation else GAN_RUNS
+    runs = GAN_RUNS
+    if args.foundation:
+        asked = {float(e) for e in args.epsilons.split(",")}
+        wanted = [name for name, on in (("ldm3d", args.with_ldm3d), ("gan", args.with_gan)) if on]
+        runs = (
+            *(r for r in FOUNDATION_RUNS if r.epsilon in asked),
+            *(EXTRA_RUNS[name] for name in wanted),
+        )
     headline = GeneratorRun(HEADLINE_BACKEND if args.foundation else "dpgan3d", HEADLINE_EPSILON)
     with tempfile.TemporaryDirectory(prefix="fedsynth-utility-") as scratch:
         work = args.work or Path(scratch)
