@@ -154,30 +154,31 @@ def _of(release: Release, run: GeneratorRun) -> bool:
 
 
 def foundation_only(folder: Path, per_class: int) -> list[SetItem]:
-    """The control: what the foundation draws with no private data at all (its public row), the
-    same draws labelled with every class in turn, so no label can be told from its image."""
+    """The control: the anatomy lesionstats starts from with no private data at all (the
+    foundation's public anatomy bank, or its draws under the public row when it has none), labelled
+    with every class in turn, so no label can be told from its image."""
     from shared.classes import DEFAULT_CLASSES
+    from shared.foundation.anatomy import draw_anatomy
     from shared.foundation.artefact import load_foundation
     from shared.foundation.sampling import draw
 
     foundation = load_foundation(folder)
     total = per_class * len(DEFAULT_CLASSES)
-    drawn = draw(
-        foundation.spec,
-        foundation.autoencoder,
-        foundation.denoiser,
-        foundation.scale_factor,
-        np.full(total, foundation.spec.public_class, dtype=np.int64),
-        seed=7,
-    )
-    return [
-        SetItem(
-            f"control-{n:05d}",
-            drawn.images[n],
-            drawn.masks[n],
-            DEFAULT_CLASSES[n % len(DEFAULT_CLASSES)],
-            "public",
+    if foundation.anatomy is not None:
+        images = draw_anatomy(foundation.anatomy, total, np.random.default_rng(7))
+        masks = np.zeros(images.shape, dtype=np.uint8)
+    else:
+        drawn = draw(
+            foundation.spec,
+            foundation.autoencoder,
+            foundation.denoiser,
+            foundation.scale_factor,
+            np.full(total, foundation.spec.public_class, dtype=np.int64),
+            seed=7,
         )
+        images, masks = drawn.images, drawn.masks
+    return [
+        SetItem(f"control-{n:05d}", images[n], masks[n], DEFAULT_CLASSES[n % len(DEFAULT_CLASSES)], "public")
         for n in range(total)
     ]
 

@@ -7,7 +7,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from shared.phantom import PhantomRequest, PhantomSummary, write_phantom
 
@@ -106,10 +108,26 @@ class TinyFoundation:
     sha256: str
 
 
+def bank_index(image: NDArray[np.floating], bank: NDArray[np.uint8]) -> int:
+    """The anatomy bank box that `image` is a drawn shift of (compared inside the shifts' reach),
+    or -1."""
+    from shared.foundation.anatomy import MAX_SHIFT_VOXELS, from_bank
+
+    m = MAX_SHIFT_VOXELS
+    inner = (slice(m, -m),) * 3
+    for index, box in enumerate(from_bank(bank)):
+        for shift in np.ndindex(*(2 * m + 1,) * 3):
+            moved = np.roll(box, np.array(shift) - m, axis=(0, 1, 2))
+            if np.array_equal(moved[inner], image[inner]):
+                return index
+    return -1
+
+
 @pytest.fixture(scope="session")
 def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
-    """A foundation at the test box, trained for a few steps on six public phantom patients:
-    the tests check files, hashes, accounting and refusals, not image quality."""
+    """A foundation at the test box, trained for a few steps on six public phantom patients, which
+    are also its anatomy bank: the tests check files, hashes, accounting and refusals, not image
+    quality."""
     from coordinator.foundation.corpus import CorpusRequest, build_corpus
     from coordinator.foundation.training import TrainingSettings, train_foundation
     from shared.foundation.artefact import save_foundation
@@ -120,5 +138,8 @@ def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
     foundation = train_foundation(
         corpus, spec, TrainingSettings("tiny-test", autoencoder_epochs=2, denoiser_epochs=4, seed=1)
     )
+    bank, sources = corpus.anatomy_bank(len(corpus))
+    foundation.anatomy = bank
+    foundation.card = foundation.card.model_copy(update={"anatomy_sources": tuple(sources)})
     folder = tmp_path_factory.mktemp("foundation") / "tiny"
     return TinyFoundation(folder, save_foundation(folder, foundation))

@@ -1,10 +1,11 @@
-"""`coordinator foundation train|show`: the public foundation model.
+"""`coordinator foundation train|add-anatomy|show`: the public foundation model.
 
 Registered on the `coordinator` app by `coordinator.cli.main`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,8 @@ import typer
 
 from shared.cli_support import console, friendly_errors
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
+
+DEFAULT_ANATOMY_CASES = 32  # 4.7 MB at the CPU box
 
 foundation_app = typer.Typer(
     name="foundation",
@@ -61,19 +64,24 @@ def train(
     ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Phantom patients and training.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
+    anatomy_cases: Annotated[
+        int | None,
+        typer.Option(
+            "--anatomy-cases",
+            min=0,
+            help="Corpus boxes kept as the foundation's public anatomy bank, which lesionstats paints "
+            "lesions into (default: 32, or the whole corpus if smaller; 0: no bank).",
+        ),
+    ] = None,
 ) -> None:
     """Train a foundation on public CT, through exactly the site preprocessing, and write it to OUT
     (safetensors weights and a card with its corpus, training and hashes)."""
     from coordinator.foundation.corpus import CorpusRequest, build_corpus
     from coordinator.foundation.training import TrainingSettings, train_foundation
-    from shared.errors import FedsynthError
     from shared.foundation.artefact import save_foundation
     from shared.foundation.networks import FoundationSpec
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FedsynthError(
-            f"{out} exists and is not empty; choose a new foundation folder (nothing was changed)"
-        )
+    _refuse_non_empty(out)
     spec = FoundationSpec(parse_box(box), spacing_mm)
     request = CorpusRequest(
         spec,
@@ -95,12 +103,81 @@ def train(
     say = lambda message: console.print(message, highlight=False)  # noqa: E731
     corpus = build_corpus(request, say)
     say(f"public corpus: {len(corpus)} boxes of {box_text(spec.box)} at {spec.spacing_mm:g} mm")
+    cases = min(DEFAULT_ANATOMY_CASES, len(corpus)) if anatomy_cases is None else anatomy_cases
+    bank = corpus.anatomy_bank(cases) if cases else None  # checked before the long training
     foundation = train_foundation(corpus, spec, settings, say)
+    if bank is not None:
+        _attach_anatomy(foundation, *bank)
     sha256 = save_foundation(out, foundation)
     console.print(f"Foundation {foundation_id}: {out}\n  sha256 {sha256}", highlight=False)
     console.print(
         f"Look at what it draws: coordinator foundation show {out} --out samples.png", highlight=False
     )
+
+
+@foundation_app.command("add-anatomy")
+@friendly_errors
+def add_anatomy(
+    source: Annotated[Path, typer.Argument(help="Foundation folder to start from (left unchanged).")],
+    out: Annotated[Path, typer.Argument(help="New foundation folder.")],
+    foundation_id: Annotated[str, typer.Option("--id", help="The new foundation's name.")],
+    phantom_cases: Annotated[
+        int, typer.Option("--phantom-cases", min=0, help="Phantom patients of the public profile.")
+    ] = 0,
+    nifti: Annotated[
+        list[Path] | None,
+        typer.Option("--nifti", help="Folder of public chest CT as NIfTI in HU; repeat for several."),
+    ] = None,
+    nifti_licence: Annotated[
+        str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
+    ] = "see the collection's licence",
+    seed: Annotated[int, typer.Option("--seed", help="Phantom patients.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
+) -> None:
+    """Write a new foundation: SOURCE's networks with a public anatomy bank of every box of the given
+    public CT (cut by the site preprocessing), under a new id and hash. Nothing is retrained."""
+    from coordinator.foundation.corpus import CorpusRequest, build_corpus
+    from shared.foundation.artefact import load_foundation, save_foundation
+
+    _refuse_non_empty(out)
+    foundation = load_foundation(source)
+    request = CorpusRequest(
+        foundation.spec,
+        phantom_cases=phantom_cases,
+        phantom_seed=seed,
+        nifti=tuple(nifti or ()),
+        nifti_licence=nifti_licence,
+        jobs=jobs,
+    )
+    say = lambda message: console.print(message, highlight=False)  # noqa: E731
+    corpus = build_corpus(request, say)
+    _attach_anatomy(foundation, *corpus.anatomy_bank(len(corpus)))
+    foundation.card = foundation.card.model_copy(
+        update={
+            "foundation_id": foundation_id,
+            "description": f"{foundation.card.description}, public anatomy bank of {len(corpus)} boxes",
+            "created_at": datetime.now(UTC),
+        }
+    )
+    sha256 = save_foundation(out, foundation)
+    console.print(
+        f"Foundation {foundation_id}: {out} ({len(corpus)} public boxes of anatomy)\n  sha256 {sha256}",
+        highlight=False,
+    )
+
+
+def _refuse_non_empty(out: Path) -> None:
+    from shared.errors import FedsynthError
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FedsynthError(
+            f"{out} exists and is not empty; choose a new foundation folder (nothing was changed)"
+        )
+
+
+def _attach_anatomy(foundation: Any, bank: Any, sources: list[Any]) -> None:
+    foundation.anatomy = bank
+    foundation.card = foundation.card.model_copy(update={"anatomy_sources": tuple(sources)})
 
 
 @foundation_app.command("show")

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.errors import CoordinatorError
+from shared.foundation.anatomy import to_bank
 from shared.foundation.networks import FoundationSpec
 from shared.phantom import generate_study
 from shared.phantom.lesions import PUBLIC_FINDINGS
@@ -70,6 +71,22 @@ class PublicCorpus:
 
     def __len__(self) -> int:
         return int(self.volumes.shape[0])
+
+    def anatomy_bank(self, cases: int) -> tuple[NDArray[np.uint8], list[CorpusSource]]:
+        """The first `cases` boxes' images as a public anatomy bank (shared.foundation.anatomy), and
+        the sources they came from, counted as the bank holds them."""
+        if not 1 <= cases <= len(self):
+            raise CorpusError(
+                f"--anatomy-cases must be between 1 and the corpus's {len(self)} boxes, got {cases}"
+            )
+        sources, left = [], cases
+        for source in self.sources:  # volumes are stacked in the order of their sources
+            if left == 0:
+                break
+            taken = min(left, source.cases)
+            sources.append(source.model_copy(update={"cases": taken, "lesion_masks": False}))
+            left -= taken
+        return to_bank(self.volumes[:cases, 0]), sources
 
 
 def _stack(image: NDArray[np.float32], mask: NDArray[np.uint8] | None) -> NDArray[np.float32]:

@@ -3,6 +3,7 @@
     <foundation>/autoencoder.safetensors
     <foundation>/denoiser.safetensors
     <foundation>/foundation.json        the card (shared.schemas.FoundationCard)
+    <foundation>/anatomy.safetensors    optional: a bank of public boxes (shared.foundation.anatomy)
 
 The foundation's sha256 is its card's: the card holds each weight file's hash, so one hash names
 the whole artefact, and loading checks every file against the card before building anything.
@@ -14,12 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from monai.networks.nets import AutoencoderKL, DiffusionModelUNet
+from numpy.typing import NDArray
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from shared.errors import FedsynthError
+from shared.foundation.anatomy import ANATOMY
 from shared.foundation.networks import FoundationSpec, build_autoencoder, build_denoiser
 from shared.hashing import file_sha256
 from shared.schemas import SchemaError
@@ -28,6 +32,7 @@ from shared.schemas.foundation_card import FoundationCard
 CARD = "foundation.json"
 WEIGHTS = ("autoencoder", "denoiser")  # <name>.safetensors
 FOUNDATION_FILES = frozenset({CARD, *(f"{name}.safetensors" for name in WEIGHTS)})
+ANATOMY_FILE = f"{ANATOMY}.safetensors"
 
 
 class FoundationError(FedsynthError):
@@ -40,6 +45,7 @@ class Foundation:
     autoencoder: AutoencoderKL
     denoiser: DiffusionModelUNet
     card: FoundationCard
+    anatomy: NDArray[np.uint8] | None = None  # the public anatomy bank, (K, X, Y, Z)
 
     @property
     def scale_factor(self) -> float:
@@ -60,6 +66,12 @@ def save_foundation(folder: Path, foundation: Foundation) -> str:
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
         tmp.replace(path)
         hashes[name] = file_sha256(path)
+    if foundation.anatomy is not None:
+        path = folder / ANATOMY_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"images": torch.from_numpy(np.ascontiguousarray(foundation.anatomy))}, str(tmp))
+        tmp.replace(path)
+        hashes[ANATOMY] = file_sha256(path)
     foundation.card = foundation.card.model_copy(update={"weights_sha256": hashes})
     foundation.card.write(folder / CARD)
     return foundation_sha256(folder)
@@ -100,4 +112,26 @@ def load_foundation(folder: Path, *, sha256: str | None = None, device: str = "c
                 f"foundation {folder.name}: {path.name} does not fit its card: {exc}"
             ) from None
         net.to(torch.device(device)).eval()
-    return Foundation(spec, autoencoder, denoiser, card)
+    return Foundation(spec, autoencoder, denoiser, card, _load_anatomy(folder, card))
+
+
+def _load_anatomy(folder: Path, card: FoundationCard) -> NDArray[np.uint8] | None:
+    if ANATOMY not in card.weights_sha256:
+        return None
+    path = folder / ANATOMY_FILE
+    if not path.is_file():
+        raise FoundationError(f"foundation {folder.name}: {path.name} is missing")
+    if file_sha256(path) != card.weights_sha256[ANATOMY]:
+        raise FoundationError(f"foundation {folder.name}: {path.name} does not match its card's sha256")
+    images = load_file(str(path)).get("images")
+    if (
+        images is None
+        or images.dtype != torch.uint8
+        or images.ndim != 4
+        or len(images) == 0
+        or tuple(images.shape[1:]) != tuple(card.spec["box"])
+    ):
+        raise FoundationError(
+            f"foundation {folder.name}: {path.name} does not hold uint8 boxes of its card's box"
+        )
+    return images.numpy()

@@ -36,6 +36,8 @@ class FoundationCard(VersionedModel):
     corpus: tuple[CorpusSource, ...] = Field(min_length=1)
     class_labels: Literal[False] = False  # a foundation never learns a class: the hospitals teach it
     training: dict[str, Any]  # epochs, steps, final losses, seconds, threads
-    weights_sha256: dict[str, Sha256]
+    weights_sha256: dict[str, Sha256]  # autoencoder, denoiser and, with a bank, anatomy
+    # The public anatomy bank's boxes (shared.foundation.anatomy), if the foundation carries one.
+    anatomy_sources: tuple[CorpusSource, ...] = ()
     versions: dict[str, str]
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

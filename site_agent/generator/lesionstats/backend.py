@@ -2,7 +2,7 @@
 through one Gaussian mechanism, where each class's lesion sits, how large it is and what it is made of.
 
 The alternative the DP fine-tune is measured against (bench.utility): instead of spending the
-budget on thousands of weights, spend it on about ten numbers per class.
+budget on thousands of weights, spend it on about a dozen numbers per class.
 
 - Every training patient gives one bounded vector, [1, lesion features] (features.py), in the row
   of its class; the release is the per-class sum of those vectors plus Gaussian noise. That is one
@@ -12,9 +12,11 @@ budget on thousands of weights, spend it on about ten numbers per class.
   The vectors are scaled so that no patient's gradient exceeds `max_grad_norm`: nothing is clipped,
   and the sensitivity is known before any data is read.
 - Decoding the noisy sums into each class's centre, semi-axes and make-up is post-processing.
-- Sampling draws each box's anatomy from the foundation under its `public` row (what public CT
-  taught, no class) and paints the class's lesion into it (painting.py); the mask is the painted
-  lesion's, and a `normal` box gets none. The foundation's own nodules stay unmasked anatomy.
+- Sampling takes each box's anatomy from the foundation's public anatomy bank when it has one
+  (shared.foundation.anatomy: public CT boxes, shifted a little), otherwise draws it from the
+  foundation under its `public` row (what public CT taught, no class), and paints the class's lesion
+  into it (painting.py); the mask is the painted lesion's, and a `normal` box gets none. Public
+  nodules stay unmasked anatomy.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 
 from shared.classes import NORMAL
 from shared.crop_box import box_text
+from shared.foundation.anatomy import ANATOMY, draw_anatomy
 from shared.foundation.artefact import Foundation
 from shared.foundation.sampling import SAMPLING_STEPS, draw
 from site_agent.generator.backend import (
@@ -93,6 +96,7 @@ class FoundationLesionStatistics:
         self.scale_factor, self.sampling_steps, self.device = foundation.scale_factor, sampling_steps, device
         self.autoencoder = foundation.autoencoder.to(device).eval()
         self.denoiser = foundation.denoiser.to(device).eval()
+        self.anatomy = foundation.anatomy
         self.sums = torch.zeros(len(self.classes), 1 + FEATURES, dtype=torch.float64)
 
     # --- the release ---------------------------------------------------------------------------
@@ -157,20 +161,22 @@ class FoundationLesionStatistics:
 
     def sample(self, labels: NDArray[np.int64], *, seed: int, batch_size: int = 8) -> Samples:
         labels = np.asarray(labels, dtype=np.int64)
-        anatomy = draw(
-            self.spec,
-            self.autoencoder,
-            self.denoiser,
-            self.scale_factor,
-            np.full(len(labels), self.spec.public_class, dtype=np.int64),
-            seed=seed,
-            steps=self.sampling_steps,
-            batch_size=batch_size,
-        )
-        params = self.parameters_by_class()
         rng = np.random.default_rng(seed)
-        images = anatomy.images.copy()
-        masks = np.zeros_like(anatomy.masks)
+        if self.anatomy is not None:
+            images = draw_anatomy(self.anatomy, len(labels), rng)
+        else:
+            images = draw(
+                self.spec,
+                self.autoencoder,
+                self.denoiser,
+                self.scale_factor,
+                np.full(len(labels), self.spec.public_class, dtype=np.int64),
+                seed=seed,
+                steps=self.sampling_steps,
+                batch_size=batch_size,
+            ).images.copy()
+        params = self.parameters_by_class()
+        masks = np.zeros(images.shape, dtype=np.uint8)
         for k, label in enumerate(labels):
             name = self.classes[int(label)]
             if name == NORMAL:
@@ -193,6 +199,9 @@ class FoundationLesionStatistics:
             "classes": list(self.classes),
             **network_card(self.spec, self.scale_factor, (self.foundation_id, self.foundation_sha256)),
             "sampling_steps": self.sampling_steps,
+            "anatomy": "foundation draws"
+            if self.anatomy is None
+            else f"the foundation's public anatomy bank ({len(self.anatomy)} boxes)",
             # The released statistics, decoded: DP output, readable by whoever may read the card.
             "lesions": {
                 name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in _as_dict(p).items()}
@@ -206,6 +215,8 @@ class FoundationLesionStatistics:
         a run folder samples without the foundation at hand."""
         state = network_weights(self.autoencoder, self.denoiser)
         state[SUMS] = self.sums.clone()
+        if self.anatomy is not None:
+            state[ANATOMY] = torch.from_numpy(np.ascontiguousarray(self.anatomy))
         return save_generator_files(folder, state, self.card())
 
     @classmethod
@@ -214,6 +225,7 @@ class FoundationLesionStatistics:
             card, state = load_generator_files(folder, device)
             spec, autoencoder, denoiser = load_networks(card, state, device)
             sums = state[SUMS].double().cpu()
+            anatomy = state[ANATOMY].cpu().numpy() if ANATOMY in state else None
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GeneratorError(f"cannot load the generator in {folder}: {exc}") from None
         backend = cls.__new__(cls)
@@ -224,7 +236,7 @@ class FoundationLesionStatistics:
             int(card["sampling_steps"]),
         )
         backend.device, backend.autoencoder, backend.denoiser = device, autoencoder, denoiser
-        backend.sums = sums
+        backend.sums, backend.anatomy = sums, anatomy
         return backend
 
 
@@ -232,6 +244,7 @@ def _as_dict(p: LesionParameters) -> dict[str, Any]:
     return {
         "patients": p.patients,
         "centre": [round(c, 4) for c in p.centre],
+        "positive_side_share": round(p.positive_side_share, 4),
         "semi_axes_mm": [round(a, 2) for a in p.semi_axes_mm],
         "intensity": p.intensity,
         "intensity_std": p.intensity_std,

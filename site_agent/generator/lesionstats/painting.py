@@ -1,6 +1,7 @@
 """Drawing one lesion into a box of public anatomy from a class's released parameters.
 
-The parameters fix where the class's lesions sit, how large they are along each axis, and what
+The parameters fix where the class's lesions sit (the side of the midline drawn from the class's
+share on each side), how large they are along each axis, and what
 they are made of; the spread around them (how far one lesion strays from the class's centre, how
 much its size varies, its outline's irregularity, its texture) is a public design choice, the same
 for every class, so no private figure enters the picture beyond the parameters. The lesion is an
@@ -42,7 +43,9 @@ def paint_lesion(
     """The box with the lesion painted in (window units, [-1, 1]) and the lesion's mask."""
     shape = image.shape
     extent = np.asarray(shape, dtype=np.float64) - 1.0
-    centre_box = np.clip(np.asarray(params.centre) + rng.normal(0.0, CENTRE_SD, 3), -0.95, 0.95)
+    side = 1.0 if rng.random() < params.positive_side_share else -1.0
+    centre_box = np.asarray(params.centre) * np.array([side, 1.0, 1.0]) + rng.normal(0.0, CENTRE_SD, 3)
+    centre_box = np.clip(centre_box, -0.95, 0.95)
     centre = (centre_box + 1.0) / 2.0 * extent
     axes = np.asarray(params.semi_axes_mm) * np.exp(rng.normal(0.0, SIZE_LOG_SD, 3)) / spacing_mm
     axes = np.maximum(axes, 1.0)

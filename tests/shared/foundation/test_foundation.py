@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from coordinator.cli.main import app
 from coordinator.foundation.corpus import CorpusError, CorpusRequest, PublicCorpus, build_corpus
 from shared.classes import DEFAULT_CLASSES
+from shared.foundation.anatomy import draw_anatomy, from_bank, to_bank
 from shared.foundation.artefact import (
+    ANATOMY_FILE,
     FOUNDATION_FILES,
     FoundationError,
     foundation_sha256,
@@ -26,7 +28,7 @@ from shared.phantom import PROFILES, PhantomError, PhantomRequest, generate_stud
 from shared.phantom.lesions import PUBLIC_FINDINGS, SIZE_RANGE_MM
 from shared.phantom.nifti_io import ras_affine
 from shared.phantom.profiles import PUBLIC_PROFILE
-from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
+from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation, bank_index
 
 SPEC = FoundationSpec(TEST_BOX, TEST_SPACING_MM)
 
@@ -107,10 +109,10 @@ def test_nifti_ct_is_taken_and_what_is_not_ct_is_left_out_by_name(tmp_path: Path
 
 
 def test_a_saved_foundation_loads_to_the_same_networks_and_its_card_tells_what_it_learnt(
-    saved: tuple[Path, str],
+    saved: tuple[Path, str], corpus: PublicCorpus
 ) -> None:
     folder, sha256 = saved
-    assert {p.name for p in folder.iterdir()} == FOUNDATION_FILES
+    assert {p.name for p in folder.iterdir()} == FOUNDATION_FILES | {ANATOMY_FILE}
     assert foundation_sha256(folder) == sha256
     card = json.loads((folder / "foundation.json").read_text())
     assert card["class_labels"] is False and card["training"]["differential_privacy"] is False
@@ -125,6 +127,23 @@ def test_a_saved_foundation_loads_to_the_same_networks_and_its_card_tells_what_i
     assert first.images.shape == first.masks.shape == (2, *TEST_BOX)
     assert first.images.min() >= -1 and first.images.max() <= 1 and set(np.unique(first.masks)) <= {0, 1}
     assert np.array_equal(first.images, again.images) and not np.array_equal(first.images, other.images)
+    # Its anatomy bank is the corpus's public boxes (the same request as the fixture's), images only.
+    assert loaded.anatomy is not None and np.array_equal(loaded.anatomy, to_bank(corpus.volumes[:, 0]))
+    assert [(s["kind"], s["cases"], s["lesion_masks"]) for s in card["anatomy_sources"]] == [
+        ("phantom-public", 6, False)
+    ]
+
+
+def test_drawn_anatomy_is_every_bank_box_once_before_any_twice_moved_a_little(corpus: PublicCorpus) -> None:
+    bank = to_bank(corpus.volumes[:, 0])
+    assert np.abs(from_bank(bank) - corpus.volumes[:, 0]).max() <= 1.0 / 255.0 + 1e-6
+    drawn = draw_anatomy(bank, 2 * len(bank), np.random.default_rng(0))
+    assert drawn.shape == (2 * len(bank), *TEST_BOX) and drawn.min() >= -1 and drawn.max() <= 1
+    first, second = (
+        [bank_index(d, bank) for d in drawn[: len(bank)]],
+        [bank_index(d, bank) for d in drawn[len(bank) :]],
+    )
+    assert sorted(first) == sorted(second) == list(range(len(bank)))
 
 
 def test_a_foundation_that_does_not_match_its_card_or_the_hash_asked_is_refused(
@@ -137,6 +156,13 @@ def test_a_foundation_that_does_not_match_its_card_or_the_hash_asked_is_refused(
     copy.mkdir()
     for name in FOUNDATION_FILES:
         (copy / name).write_bytes((folder / name).read_bytes())
+    (copy / ANATOMY_FILE).write_bytes((folder / ANATOMY_FILE).read_bytes())
+    bank = bytearray((copy / ANATOMY_FILE).read_bytes())
+    bank[-3] ^= 0xFF
+    (copy / ANATOMY_FILE).write_bytes(bytes(bank))
+    with pytest.raises(FoundationError, match=r"anatomy\.safetensors does not match its card"):
+        load_foundation(copy)
+    (copy / ANATOMY_FILE).write_bytes((folder / ANATOMY_FILE).read_bytes())
     weights = bytearray((copy / "denoiser.safetensors").read_bytes())
     weights[-5] ^= 0xFF
     (copy / "denoiser.safetensors").write_bytes(bytes(weights))
@@ -171,3 +197,23 @@ def test_the_cli_shows_a_foundation_and_refuses_to_overwrite_one(
     )
     assert refused.exit_code != 0 and "not empty" in refused.output
     assert foundation_sha256(folder) == saved[1]
+
+    # A new foundation from the same networks with a bank of other public boxes; the source is kept.
+    banked = tmp_path / "banked"
+    added = runner.invoke(
+        app,
+        [
+            *("foundation", "add-anatomy", str(folder), str(banked), "--id", "tiny-banked"),
+            *("--phantom-cases", "1", "--seed", "9"),
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    loaded = load_foundation(banked)
+    assert loaded.card.foundation_id == "tiny-banked" and loaded.anatomy is not None
+    assert loaded.anatomy.shape == (1, *TEST_BOX) and loaded.card.anatomy_sources[0].cases == 1
+    assert loaded.card.weights_sha256["denoiser"] == load_foundation(folder).card.weights_sha256["denoiser"]
+    assert foundation_sha256(banked) != saved[1] and foundation_sha256(folder) == saved[1]
+    again = runner.invoke(
+        app, ["foundation", "add-anatomy", str(folder), str(banked), "--id", "x", "--phantom-cases", "1"]
+    )
+    assert again.exit_code != 0 and "not empty" in again.output

@@ -21,7 +21,7 @@ from site_agent.generator.training_run import train_generator
 from site_agent.generator.training_set import load_training_set
 from site_agent.ingest.store import CaseStore
 from site_agent.privacy.ledger import Ledger
-from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
+from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation, bank_index
 from tests.site_agent.conftest import TrainedSite
 
 
@@ -34,7 +34,8 @@ def _lesionstats(settings: SiteSettings, tiny: TinyFoundation) -> SiteSettings:
 def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> None:
     asked = LesionParameters(
         patients=10.0,
-        centre=(-0.2, 0.3, 0.1),
+        centre=(0.2, 0.3, 0.1),
+        positive_side_share=0.25,
         semi_axes_mm=(20.0, 14.0, 30.0),
         intensity=0.1,
         intensity_std=0.05,
@@ -43,7 +44,7 @@ def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> 
     )
     rng = np.random.default_rng(0)
     rows = []
-    for _ in range(12):
+    for _ in range(16):
         image, mask = paint_lesion(
             np.full(TEST_BOX, -0.3, np.float32), asked, spacing_mm=TEST_SPACING_MM, rng=rng
         )
@@ -52,8 +53,9 @@ def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> 
         assert np.linalg.norm(row) <= BOUND + 1e-9
         rows.append(row)
     got = decode(np.sum(rows, axis=0))
-    assert got.patients == 12
+    assert got.patients == 16
     assert np.allclose(got.centre, asked.centre, atol=0.06)
+    assert 0.0 < got.positive_side_share < 0.75  # 16 draws of a 1-in-4 side
     assert np.allclose(got.semi_axes_mm, asked.semi_axes_mm, rtol=0.25)
     assert abs(got.fat_share - asked.fat_share) < 0.06 and abs(got.calcium_share - asked.calcium_share) < 0.04
     # A box without a lesion counts once and adds nothing else.
@@ -84,7 +86,7 @@ def test_one_release_is_one_charged_step_whose_noise_is_what_the_accountant_was_
     exact = np.zeros_like(backend.sums.numpy())
     for volume, label in zip(data.volumes.numpy(), data.labels.numpy(), strict=True):
         exact[label] += lesion_features(volume[0], volume[1] > 0, TEST_SPACING_MM)
-    # The noise on the sums is Gaussian with sd sigma * BOUND: a 99.9% chi-square band on 66 numbers.
+    # The noise on the sums is Gaussian with sd sigma * BOUND: a 99.9% chi-square band on every number.
     z = (backend.sums.numpy() - exact) / (run.privacy.noise_multiplier * BOUND)
     assert chi2.ppf(0.0005, z.size) < float((z**2).sum()) < chi2.ppf(0.9995, z.size)
 
@@ -92,6 +94,14 @@ def test_one_release_is_one_charged_step_whose_noise_is_what_the_accountant_was_
     assert drawn.images.shape == (len(settings.classes), *TEST_BOX)
     assert not drawn.masks[0].any()  # normal: anatomy only
     assert all(drawn.masks[k].any() for k in range(1, len(settings.classes)))
+    # The run folder carries the foundation's anatomy bank: a normal box is a bank box, moved a little.
+    assert backend.anatomy is not None and len(backend.anatomy) == 6
+    assert backend.card()["anatomy"] == "the foundation's public anatomy bank (6 boxes)"
+    assert bank_index(drawn.images[0], backend.anatomy) >= 0
+    # Without a bank the anatomy is the foundation's own draw.
+    backend.anatomy = None
+    drawn = backend.sample(np.array([0, 1]), seed=2)
+    assert drawn.images.shape == (2, *TEST_BOX) and not drawn.masks[0].any() and drawn.masks[1].any()
 
 
 def test_without_dp_the_drawn_lesions_sit_where_the_class_lesions_of_the_site_sit(
