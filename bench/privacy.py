@@ -1,9 +1,12 @@
 """What an attacker learns about the real patients: membership inference and a one-run audit.
 
-    python -m bench.privacy [--scale ci|full] [--work DIR] [--canaries 48]
+    python -m bench.privacy [--scale ci|full] [--work DIR] [--canaries 48] [--foundation DIR]
 
 On the phantom federation of bench/synthetic_runs.py (reused from `--work` when bench.utility ran
 there first; built otherwise):
+
+The generators are dpgan3d's at each epsilon, or, with `--foundation` (a foundation folder at the
+scale's box), lesionstats' (results then go to bench/results/privacy-lesionstats.json).
 
 1. **Distance attack on every generator.** For each hospital and epsilon, the generator samples
    `--samples` volumes per class; a patient scores by how near its nearest sample is (the audit's
@@ -46,8 +49,19 @@ from bench.canary_audit import audit_guesses, canary_scores, epsilon_lower_bound
 from bench.common import write_result
 from bench.membership import LogisticAttack, attack_metrics, confidence_features, nearest_distance
 from bench.phantom_sites import build_site, copy_site, site_settings, store_items, write_dataset
-from bench.synthetic_runs import EPSILONS, SCALES, SEED, Release, Scale, build_sites, eps_name, train_releases
-from bench.utility import prepare_data, say, train_all
+from bench.synthetic_runs import (
+    GAN_RUNS,
+    SCALES,
+    SEED,
+    GeneratorRun,
+    Release,
+    Scale,
+    build_sites,
+    eps_name,
+    generator_settings,
+    train_releases,
+)
+from bench.utility import FOUNDATION_RUNS, prepare_data, say, train_all
 from shared.classes import DEFAULT_CLASSES
 from shared.devices import choose_device
 from shared.phantom.profiles import TRAINING_PROFILES
@@ -70,7 +84,11 @@ def _generator(release: Release, scale: Scale) -> Any:
 
 
 def distance_attacks(
-    releases: list[Release], homes: dict[str, Path], scale: Scale, per_class: int
+    releases: list[Release],
+    runs: tuple[GeneratorRun, ...],
+    homes: dict[str, Path],
+    scale: Scale,
+    per_class: int,
 ) -> dict[str, Any]:
     from site_agent.synthetic.audit import features
 
@@ -94,29 +112,35 @@ def distance_attacks(
 
     out["copying_generator_check"] = pooled(members_by_site)  # samples = the training patients
     labels = np.repeat(np.arange(6, dtype=np.int64), per_class)
-    for epsilon in EPSILONS:
+    for run in runs:
         samples = {}
         for r in releases:
-            if r.epsilon_asked == epsilon:
+            if (r.backend, r.epsilon_asked) == (run.backend, run.epsilon):
                 drawn = _generator(r, scale).sample(labels, seed=SEED + 7)
                 samples[r.profile] = features(drawn.images, spacing)
-        out[f"eps{eps_name(epsilon)}"] = pooled(samples)
-        say(f"distance attack, epsilon {eps_name(epsilon)}: AUC {out[f'eps{eps_name(epsilon)}']['auc']:.3f}")
+        key = f"eps{eps_name(run.epsilon)}"
+        out[key] = pooled(samples)
+        say(f"distance attack on {run.name}: AUC {out[key]['auc']:.3f}")
     return out
 
 
 def shadow_attacks(
-    work: Path, homes: dict[str, Path], releases: list[Release], scale: Scale
+    work: Path,
+    homes: dict[str, Path],
+    releases: list[Release],
+    runs: tuple[GeneratorRun, ...],
+    scale: Scale,
+    foundation: Path | None,
 ) -> dict[str, Any]:
     from coordinator.diagnosis.training import TrainOptions, stratified_split, train_model
     from shared.diagnosis.bundle import METADATA, load_model
     from shared.diagnosis.dataset import load_dataset
 
     device = choose_device("auto")
-    data = prepare_data(work, homes, releases, scale)
-    targets = {
-        n: p for n, p in data["configs"].items() if n == "real-pooled" or n.startswith("synthetic-eps")
-    }
+    # The same data and models as bench.utility's in the same --work (trained here when missing).
+    data = prepare_data(work, homes, releases, runs, runs[0], scale, foundation)
+    wanted = {"real-pooled", *(run.name for run in runs)}
+    targets = {n: p for n, p in data["configs"].items() if n in wanted}
     trained = train_all(work, targets, scale)
     options = TrainOptions(task="both", epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience)
 
@@ -181,10 +205,22 @@ def shadow_attacks(
     return out
 
 
-def canary_audits(work: Path, homes: dict[str, Path], scale: Scale, m: int) -> dict[str, Any]:
+def _canary_home(work: Path, run: GeneratorRun) -> Path:
+    # dpgan3d's audits keep the folders they had before other backends were audited.
+    return work / "canary" / (f"eps{eps_name(run.epsilon)}" if run.backend == "dpgan3d" else run.name)
+
+
+def canary_audits(
+    work: Path,
+    homes: dict[str, Path],
+    runs: tuple[GeneratorRun, ...],
+    scale: Scale,
+    m: int,
+    foundation: Path | None,
+) -> dict[str, Any]:
     if m < 12 or m % 6:
         raise SystemExit(f"--canaries must be a multiple of 6 (one per class), at least 12; got {m}")
-    todo = [e for e in EPSILONS if not (work / "canary" / f"eps{eps_name(e)}" / "audit.json").exists()]
+    todo = [r for r in runs if not (_canary_home(work, r) / "audit.json").exists()]
     if todo:
         # The canaries' patients: fresh phantoms of the audited hospital, never in its store.
         source = build_site(
@@ -200,26 +236,35 @@ def canary_audits(work: Path, homes: dict[str, Path], scale: Scale, m: int) -> d
             (
                 str(homes[AUDITED_SITE]),
                 str(source),
-                str(work / "canary" / f"eps{eps_name(e)}"),
-                e,
+                str(_canary_home(work, r)),
+                r.backend,
+                r.epsilon,
                 scale.name,
                 m,
+                str(foundation),
             )
-            for e in todo
+            for r in todo
         ]
         jobs = scale.jobs if len(todo) > 1 else 1
         with ProcessPoolExecutor(jobs, mp_context=get_context("forkserver")) as pool:
             for line in pool.map(_canary_run, *zip(*args, strict=True)):
                 say(line)
-    out = {}
-    for e in EPSILONS:
-        out[f"eps{eps_name(e)}"] = json.loads(
-            (work / "canary" / f"eps{eps_name(e)}" / "audit.json").read_text()
-        )
-    return out
+    return {
+        f"eps{eps_name(r.epsilon)}": json.loads((_canary_home(work, r) / "audit.json").read_text())
+        for r in runs
+    }
 
 
-def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name: str, m: int) -> str:
+def _canary_run(
+    base: str,
+    source: str,
+    target: str,
+    backend: str,
+    epsilon: float,
+    scale_name: str,
+    m: int,
+    foundation: str,
+) -> str:
     scale = SCALES[scale_name]
     if scale.jobs > 1:
         torch.set_num_threads(1)
@@ -227,7 +272,7 @@ def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name:
     from site_agent.ingest.store import CaseRecord, CaseStore
 
     home = copy_site(Path(base), Path(target))
-    settings = site_settings(home, scale.site)
+    settings = generator_settings(site_settings(home, scale.site), backend, foundation)
     patients = store_items(site_settings(Path(source), scale.site), "holdout")
     labels = np.array([DEFAULT_CLASSES.index(p.label) for p in patients], dtype=np.int64)
     canaries = make_canaries(
@@ -259,7 +304,7 @@ def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name:
                     canaries.masks[n],
                 )
     started = time.perf_counter()
-    run = train_generator(settings, epsilon=epsilon, round_id=f"canary-eps{eps_name(epsilon)}")
+    run = train_generator(settings, epsilon=epsilon, round_id=f"canary-{backend}-eps{eps_name(epsilon)}")
     seconds = time.perf_counter() - started
     from site_agent.generator.registry import load_backend
 
@@ -272,6 +317,7 @@ def _canary_run(base: str, source: str, target: str, epsilon: float, scale_name:
     in_scores, out_scores = scores[canaries.included], scores[~canaries.included]
     result = {
         "site": AUDITED_SITE,
+        "backend": backend,
         "epsilon_asked": eps_name(epsilon),
         "epsilon_accounted": None if math.isinf(run.privacy.epsilon) else round(run.privacy.epsilon, 4),
         "delta": run.privacy.delta,
@@ -302,21 +348,27 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="the folder bench.utility used; built here if empty")
     parser.add_argument("--canaries", type=int, default=48)
     parser.add_argument("--samples", type=int, default=50, help="generator samples per class to attack with")
+    parser.add_argument(
+        "--foundation", type=Path, help="a foundation folder at the scale's box: lesionstats, not dpgan3d"
+    )
     args = parser.parse_args()
     scale = SCALES[args.scale]
+    foundation = None if args.foundation is None else args.foundation.resolve()
+    runs = GAN_RUNS if foundation is None else FOUNDATION_RUNS
     with tempfile.TemporaryDirectory(prefix="fedsynth-privacy-") as scratch:
         work = args.work or Path(scratch)
         started = time.perf_counter()
         homes = build_sites(work, scale, say)
-        releases = train_releases(work, homes, scale, say)
-        distance = distance_attacks(releases, homes, scale, args.samples)
-        shadow = shadow_attacks(work, homes, releases, scale)
-        canary = canary_audits(work, homes, scale, args.canaries)
+        releases = train_releases(work, homes, scale, say, runs, foundation)
+        distance = distance_attacks(releases, runs, homes, scale, args.samples)
+        shadow = shadow_attacks(work, homes, releases, runs, scale, foundation)
+        canary = canary_audits(work, homes, runs, scale, args.canaries, foundation)
         seconds = round(time.perf_counter() - started)
     path = write_result(
-        "privacy",
+        "privacy" if foundation is None else "privacy-lesionstats",
         {
             "scale": scale.name,
+            "backend": runs[0].backend,
             "accounted": {f"{r.profile}-eps{eps_name(r.epsilon_asked)}": r.public() for r in releases},
             "distance_attack_on_generators": distance,
             "shadow_attack_on_diagnostic_models": shadow,

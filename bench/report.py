@@ -63,7 +63,9 @@ def utility(d: Json) -> list[str]:
     foundation = d.get("foundation")
     lines = [*[f"- {line}" for line in d["verdicts"]], ""]
     if foundation:
-        lines += [f"Foundation: {foundation['foundation_id']} ({foundation['sha256'][:12]}).", ""]
+        bank = foundation.get("anatomy_bank_boxes", 0)
+        anatomy = f", anatomy bank of {bank} public boxes" if bank else ", no anatomy bank"
+        lines += [f"Foundation: {foundation['foundation_id']} ({foundation['sha256'][:12]}){anatomy}.", ""]
     lines += [
         "Macro AUC [bootstrap 95% interval] on real held-out phantom patients, and the mean lesion "
         "Dice of each model's segmenter on the internal set:",
@@ -91,6 +93,22 @@ def utility(d: Json) -> list[str]:
             *_table(["training data", "Frechet distance"], fd_rows),
             "",
         ]
+        tissue_rows = [
+            [name, *(f"{_num(t['share'], 3)} / {_num(t['median_hu'], 0)}" for t in tissues.values())]
+            for name, tissues in [
+                ("real held-out", fid.get("held_out_tissue_hu")),
+                *((n, r.get("tissue_hu")) for n, r in fid.items() if isinstance(r, dict)),
+            ]
+            if tissues
+        ]
+        if tissue_rows:
+            bands = list(fid["held_out_tissue_hu"])
+            lines += [
+                "HU by tissue band over whole boxes (share of voxels / median HU):",
+                "",
+                *_table(["volumes", *bands], tissue_rows),
+                "",
+            ]
     if (RESULTS / "utility-montage.png").exists() and foundation:
         lines += ["![real and synthetic per class](results/utility-montage.png)", ""]
     lines.append(
@@ -307,6 +325,11 @@ def generic(d: Json) -> list[str]:
 SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "utility": ("Utility: synthetic versus real training", "python -m bench.utility", utility),
     "privacy": ("Privacy: attacks and the one-run audit", "python -m bench.privacy", privacy),
+    "privacy-lesionstats": (
+        "Privacy of lesionstats: the same attacks and audit",
+        "python -m bench.privacy --foundation DIR --work DIR",
+        privacy,
+    ),
     "federation": ("Federation: the demo round", "python -m bench.federation", federation),
     "generator": ("Generator: DP versus non-private training", "python -m bench.generator", generator),
     "diagnosis": ("Diagnostic model speed", "python -m bench.diagnosis", diagnosis),

@@ -23,12 +23,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.phantom_sites import Say, SiteScale, build_site, copy_site, site_settings
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM, GPU_BOX, GPU_SPACING_MM
 from shared.phantom.profiles import TRAINING_PROFILES
 from shared.privacy import decode_epsilon, encode_epsilon
+
+if TYPE_CHECKING:
+    from site_agent.config import SiteSettings
 
 EPSILONS: tuple[float, ...] = (1.0, 4.0, 8.0, math.inf)
 EXTERNAL = "external"
@@ -205,6 +208,15 @@ def train_releases(
     return [read_release(work, p, r) for p, r in tasks]
 
 
+def generator_settings(settings: SiteSettings, backend: str, foundation: str) -> SiteSettings:
+    """A bench site's settings with its generator set to `backend` (and, for the backends that
+    start from one, `foundation`)."""
+    update: dict[str, Any] = {"backend": backend}
+    if backend in FOUNDATION_BACKENDS:
+        update["foundation"] = Path(foundation)
+    return settings.model_copy(update={"generator": settings.generator.model_copy(update=update)})
+
+
 def _run_home(work: Path, profile: str, run: GeneratorRun) -> Path:
     return work / "runs" / f"{run.backend}-{profile}-eps{eps_name(run.epsilon)}"
 
@@ -219,15 +231,7 @@ def _train_one(base: str, target: str, backend: str, epsilon: float, scale_name:
 
     scale = SCALES[scale_name]
     home = copy_site(Path(base), Path(target))
-    settings = site_settings(home, scale.site)
-    if backend in FOUNDATION_BACKENDS:
-        settings = settings.model_copy(
-            update={
-                "generator": settings.generator.model_copy(
-                    update={"backend": backend, "foundation": Path(foundation)}
-                )
-            }
-        )
+    settings = generator_settings(site_settings(home, scale.site), backend, foundation)
     started = time.perf_counter()
     run = train_generator(settings, epsilon=epsilon, round_id=f"bench-{backend}-eps{eps_name(epsilon)}")
     train_s = time.perf_counter() - started

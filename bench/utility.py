@@ -12,8 +12,9 @@ bench/synthetic_runs.py), trains the diagnostic model (the default class segment
                              `coordinator foundation train` folder at the scale's box): lesionstats at
                              1, 4, 8 and without DP (inf); ldm3d at 8 with --with-ldm3d, dpgan3d at
                              8 with --with-gan. Without it: dpgan3d at 1, 4, 8 and inf.
-    foundation-only          the control: the foundation's own draws (its public row, no private data),
-                             as many per class as the pooled sets hold, labelled with every class alike
+    foundation-only          the control, no private data: the foundation's anatomy bank with a generic
+                             textbook mass in every box not labelled normal (or, without a bank, its
+                             own draws), as many per class as the pooled sets hold
     real-<site>-plus-synthetic  one hospital's real cases plus the epsilon-8 pooled set (without
                              --foundation only: with it, the hour goes to the rows above)
 
@@ -154,19 +155,28 @@ def _of(release: Release, run: GeneratorRun) -> bool:
 
 
 def foundation_only(folder: Path, per_class: int) -> list[SetItem]:
-    """The control: the anatomy lesionstats starts from with no private data at all (the
-    foundation's public anatomy bank, or its draws under the public row when it has none), labelled
-    with every class in turn, so no label can be told from its image."""
-    from shared.classes import DEFAULT_CLASSES
+    """The control: what lesionstats makes with no private data at all. With an anatomy bank,
+    its boxes with the textbook's generic mass (PUBLIC_LESION) painted into every box not labelled
+    normal; without one, the foundation's draws under its public row. Either way the labels go to
+    the classes in turn, so nothing but normal-or-not can be told from an image."""
+    from shared.classes import DEFAULT_CLASSES, NORMAL
     from shared.foundation.anatomy import draw_anatomy
     from shared.foundation.artefact import load_foundation
     from shared.foundation.sampling import draw
+    from site_agent.generator.lesionstats.features import PUBLIC_LESION
+    from site_agent.generator.lesionstats.painting import paint_lesion
 
     foundation = load_foundation(folder)
     total = per_class * len(DEFAULT_CLASSES)
     if foundation.anatomy is not None:
-        images = draw_anatomy(foundation.anatomy, total, np.random.default_rng(7))
+        rng = np.random.default_rng(7)
+        images = draw_anatomy(foundation.anatomy, total, rng)
         masks = np.zeros(images.shape, dtype=np.uint8)
+        for n in range(total):
+            if DEFAULT_CLASSES[n % len(DEFAULT_CLASSES)] != NORMAL:
+                images[n], masks[n] = paint_lesion(
+                    images[n], PUBLIC_LESION, spacing_mm=foundation.spec.spacing_mm, rng=rng
+                )
     else:
         drawn = draw(
             foundation.spec,
@@ -275,7 +285,9 @@ def fidelity(
     - the Frechet distance in the feature space of the pooled real model's segmenter (the case
       head's inputs: the predicted lesion's size, place, shape and HU), against the internal
       held-out patients; the real training patients give the floor;
-    - the HU inside the lesion masks per class (mean and spread of each volume's lesion mean)."""
+    - the HU inside the lesion masks per class (mean and spread of each volume's lesion mean);
+    - the HU of each tissue band over whole boxes (share of voxels and median HU; the boxes hold
+      no tissue labels, so tissues are the bands a radiologist's window separates)."""
     from scipy.linalg import sqrtm
 
     from shared.classes import DEFAULT_CLASSES
@@ -309,15 +321,43 @@ def fidelity(
     result: dict[str, Any] = {
         "reference": "internal held-out patients",
         "held_out_lesion_hu": lesion_hu(held_out),
+        "held_out_tissue_hu": tissue_hu(held_out.images),
     }
     for name, folder in configs.items():
         if name.startswith("real-") and name != "real-pooled":
             continue
         data = load_dataset(folder)
         features = reference.lesion_features(data.images, device=device).astype(np.float64)
-        result[name] = {"frechet_distance": round(frechet(features), 3), "lesion_hu": lesion_hu(data)}
+        result[name] = {
+            "frechet_distance": round(frechet(features), 3),
+            "lesion_hu": lesion_hu(data),
+            "tissue_hu": tissue_hu(data.images),
+        }
         say(f"fidelity of {name}: Frechet distance {result[name]['frechet_distance']}")
     return result
+
+
+# HU bands of the box's window (-160, 240): what falls below it is lung and air, above it bone.
+TISSUE_BANDS_HU = {
+    "lung and air": (-1e9, -150.0),
+    "fat": (-150.0, -30.0),
+    "soft tissue and fluid": (-30.0, 100.0),
+    "enhanced blood": (100.0, 230.0),
+    "bone and calcium": (230.0, 1e9),
+}
+
+
+def tissue_hu(images: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Per tissue band: its share of the boxes' voxels and the median HU inside it."""
+    hu = np.asarray(images[:, ::2, ::2, ::2], dtype=np.float32).ravel() * 200.0 + 40.0
+    out: dict[str, dict[str, float | None]] = {}
+    for name, (low, high) in TISSUE_BANDS_HU.items():
+        inside = hu[(hu >= low) & (hu < high)]
+        out[name] = {
+            "share": round(float(len(inside) / len(hu)), 4),
+            "median_hu": round(float(np.median(inside)), 1) if len(inside) else None,
+        }
+    return out
 
 
 def _macro_auc_estimate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
@@ -570,6 +610,7 @@ def _foundation_card(folder: Path) -> dict[str, Any]:
         "foundation_id": card.foundation_id,
         "sha256": foundation_sha256(folder),
         "training": card.training,
+        "anatomy_bank_boxes": sum(source.cases for source in card.anatomy_sources),
     }
 
 

@@ -16,6 +16,23 @@ from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
 
 DEFAULT_ANATOMY_CASES = 32  # 4.7 MB at the CPU box
 
+# The public CT a command reads (train's corpus, add-anatomy's bank).
+PhantomCases = Annotated[
+    int,
+    typer.Option(
+        "--phantom-cases",
+        min=0,
+        help="Phantom patients of the public profile (lung nodules, no mediastinal mass, no label).",
+    ),
+]
+NiftiFolders = Annotated[
+    list[Path] | None,
+    typer.Option("--nifti", help="Folder of public chest CT as NIfTI in HU; repeat for several."),
+]
+NiftiLicence = Annotated[
+    str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
+]
+
 foundation_app = typer.Typer(
     name="foundation",
     help=(
@@ -33,21 +50,9 @@ foundation_app = typer.Typer(
 def train(
     out: Annotated[Path, typer.Argument(help="New foundation folder.")],
     foundation_id: Annotated[str, typer.Option("--id", help="The foundation's name in rounds and cards.")],
-    phantom_cases: Annotated[
-        int,
-        typer.Option(
-            "--phantom-cases",
-            min=0,
-            help="Phantom patients of the public profile (lung nodules, no mediastinal mass, no label).",
-        ),
-    ] = 0,
-    nifti: Annotated[
-        list[Path] | None,
-        typer.Option("--nifti", help="Folder of public chest CT as NIfTI in HU; repeat for several."),
-    ] = None,
-    nifti_licence: Annotated[
-        str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
-    ] = "see the collection's licence",
+    phantom_cases: PhantomCases = 0,
+    nifti: NiftiFolders = None,
+    nifti_licence: NiftiLicence = "see the collection's licence",
     box: Annotated[
         str, typer.Option("--box", help="The round's box, x,y,z voxels (multiples of 8).")
     ] = box_text(CPU_BOX).replace("x", ","),
@@ -121,16 +126,9 @@ def add_anatomy(
     source: Annotated[Path, typer.Argument(help="Foundation folder to start from (left unchanged).")],
     out: Annotated[Path, typer.Argument(help="New foundation folder.")],
     foundation_id: Annotated[str, typer.Option("--id", help="The new foundation's name.")],
-    phantom_cases: Annotated[
-        int, typer.Option("--phantom-cases", min=0, help="Phantom patients of the public profile.")
-    ] = 0,
-    nifti: Annotated[
-        list[Path] | None,
-        typer.Option("--nifti", help="Folder of public chest CT as NIfTI in HU; repeat for several."),
-    ] = None,
-    nifti_licence: Annotated[
-        str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
-    ] = "see the collection's licence",
+    phantom_cases: PhantomCases = 0,
+    nifti: NiftiFolders = None,
+    nifti_licence: NiftiLicence = "see the collection's licence",
     seed: Annotated[int, typer.Option("--seed", help="Phantom patients.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
 ) -> None:

@@ -74,6 +74,7 @@ class DemoOptions:
     backend: str = "lesionstats"
     foundation: Path = SHIPPED_FOUNDATION
     foundation_sha256: str | None = None  # set by run_demo once it has checked the foundation
+    anatomy_bank: bool = False  # whether that foundation carries public anatomy (set with it)
 
     @property
     def site_environment(self) -> dict[str, str]:
@@ -92,16 +93,17 @@ class DemoOptions:
         return environment
 
 
-def check_foundation(options: DemoOptions) -> str:
-    """The foundation's sha256, once it is known to fit the demo's box; refused before anything
-    is written otherwise."""
+def check_foundation(options: DemoOptions) -> tuple[str, bool]:
+    """The foundation's sha256 and whether it has an anatomy bank, once it is known to fit the
+    demo's box; refused before anything is written otherwise."""
     from shared.crop_box import box_text
     from shared.foundation.artefact import FoundationError, foundation_sha256, load_foundation
 
     try:
-        spec = load_foundation(options.foundation).spec
+        foundation = load_foundation(options.foundation)
     except FoundationError as exc:
         raise DemoError(f"--foundation: {exc}") from None
+    spec = foundation.spec
     if tuple(spec.box) != tuple(options.box) or spec.spacing_mm != options.spacing_mm:
         raise DemoError(
             f"the foundation in {options.foundation} draws {box_text(spec.box)} boxes at "
@@ -109,7 +111,7 @@ def check_foundation(options: DemoOptions) -> str:
             "pass --foundation with one trained at this box (coordinator foundation train), or "
             "--backend dpgan3d"
         )
-    return foundation_sha256(options.foundation)
+    return foundation_sha256(options.foundation), foundation.anatomy is not None
 
 
 def prepare_folder(out: Path) -> None:
@@ -147,8 +149,8 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
     if options.backend not in BACKENDS:
         raise DemoError(f"--backend must be one of {', '.join(BACKENDS)}, not {options.backend!r}")
     if options.backend in FOUNDATION_BACKENDS:
-        sha256 = check_foundation(options)
-        options = replace(options, foundation_sha256=sha256)
+        sha256, bank = check_foundation(options)
+        options = replace(options, foundation_sha256=sha256, anatomy_bank=bank)
         console.print(f"Generator: {options.backend}, from the public foundation {sha256[:12]}")
     started = time.monotonic()
     out = options.out.resolve()
@@ -227,9 +229,10 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
 
 def _what_trained(options: DemoOptions) -> str:
     if options.backend == "lesionstats":
-        return (
-            "one Gaussian-mechanism release of its lesion statistics per class, which placed lesions "
-            "in anatomy drawn by a public foundation model"
+        return "one Gaussian-mechanism release of its lesion statistics per class, which placed lesions " + (
+            "in public chest CT from the foundation's anatomy bank"
+            if options.anatomy_bank
+            else "in anatomy drawn by a public foundation model"
         )
     if options.backend == "ldm3d":
         return "a DP-SGD fine-tune of a public foundation model"

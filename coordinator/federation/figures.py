@@ -17,19 +17,43 @@ from shared.three_views import axial
 PER_CLASS = 6
 
 
+def _chosen(data: LoadedDataset, label: int) -> list[int]:
+    """Up to PER_CLASS samples of a class, taken from the sites in turn, so every site shows."""
+    of_class = np.flatnonzero(data.labels == label)
+    if not data.sites:
+        return [int(n) for n in of_class[:PER_CLASS]]
+    by_site: dict[str, list[int]] = {}
+    for n in of_class:
+        by_site.setdefault(data.sites[n], []).append(int(n))
+    queues = [by_site[site] for site in sorted(by_site)]
+    chosen: list[int] = []
+    while len(chosen) < PER_CLASS and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < PER_CLASS:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def _lesion_slice(mask: np.ndarray) -> int:
+    """The axial slice with the most lesion voxels, or the middle one without a lesion."""
+    per_slice = mask.reshape(-1, mask.shape[-1]).sum(axis=0)
+    return int(per_slice.argmax()) if per_slice.any() else mask.shape[-1] // 2
+
+
 def save_montage(data: LoadedDataset, path: Path) -> None:
-    """Middle axial slice of up to six samples per class, lesion mask outlined."""
+    """Up to six samples per class from the sites in turn, each at the axial slice through its
+    lesion (the middle slice when it has none), lesion mask outlined."""
     classes = data.card.classes
     fig, axes = plt.subplots(len(classes), PER_CLASS, figsize=(PER_CLASS * 1.6, len(classes) * 1.7))
     for row, name in enumerate(classes):
-        chosen = np.flatnonzero(data.labels == row)[:PER_CLASS]
+        chosen = _chosen(data, row)
         for col in range(PER_CLASS):
             ax = axes[row, col]
             ax.axis("off")
             if col >= len(chosen):
                 continue
             n = chosen[col]
-            z = data.images.shape[-1] // 2
+            z = _lesion_slice(data.masks[n])
             ax.imshow(axial(data.images[n], z), cmap="gray", vmin=-1, vmax=1)
             if data.masks[n, :, :, z].any():
                 ax.contour(axial(data.masks[n], z), levels=[0.5], colors="#ff3b30", linewidths=0.8)
@@ -38,7 +62,9 @@ def save_montage(data: LoadedDataset, path: Path) -> None:
         axes[row, 0].text(
             -0.1, 0.5, name, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=8
         )
-    fig.suptitle(f"{data.card.dataset_id} v{data.card.version}: synthetic samples (middle axial slice)")
+    fig.suptitle(
+        f"{data.card.dataset_id} v{data.card.version}: synthetic samples, axial slice through each lesion"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -11,7 +11,8 @@ budget on thousands of weights, spend it on about a dozen numbers per class.
   see a generator's training, and the noise the accountant calibrated is the noise that was added.
   The vectors are scaled so that no patient's gradient exceeds `max_grad_norm`: nothing is clipped,
   and the sensitivity is known before any data is read.
-- Decoding the noisy sums into each class's centre, semi-axes and make-up is post-processing.
+- Decoding the noisy sums into each class's centre, semi-axes and make-up is post-processing:
+  a posterior mean that leans on a public textbook mass as far as the known noise demands.
 - Sampling takes each box's anatomy from the foundation's public anatomy bank when it has one
   (shared.foundation.anatomy: public CT boxes, shifted a little), otherwise draws it from the
   foundation under its `public` row (what public CT taught, no class), and paints the class's lesion
@@ -21,6 +22,7 @@ budget on thousands of weights, spend it on about a dozen numbers per class.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +60,7 @@ from site_agent.generator.lesionstats.painting import paint_lesion
 from site_agent.privacy.engine import PrivateModule
 
 SUMS = "lesion_sums"
+NOISE_SD = "lesion_noise_sd"  # the Gaussian noise's sd on every sum, which decoding weighs
 
 
 class _ClassTable(nn.Module):
@@ -98,6 +101,7 @@ class FoundationLesionStatistics:
         self.denoiser = foundation.denoiser.to(device).eval()
         self.anatomy = foundation.anatomy
         self.sums = torch.zeros(len(self.classes), 1 + FEATURES, dtype=torch.float64)
+        self.noise_sd = 0.0
 
     # --- the release ---------------------------------------------------------------------------
 
@@ -151,17 +155,22 @@ class FoundationLesionStatistics:
             checkpoints.save(1, {"table": private.state_dict()})
         weight = table.rows.weight.detach().double()
         self.sums = weight * plan.batch_size * BOUND / plan.max_grad_norm
+        # Opacus added N(0, (sigma * max_grad_norm)^2) to the summed gradient: sigma * BOUND per sum.
+        self.noise_sd = plan.mechanism.noise_multiplier * BOUND
         on_step(StepReport(1, 1, private.steps_charged, {"patients": float(len(data))}))
         return private.steps_charged
 
     def parameters_by_class(self) -> dict[str, LesionParameters]:
-        return {name: decode(self.sums[k].numpy()) for k, name in enumerate(self.classes)}
+        return {name: decode(self.sums[k].numpy(), self.noise_sd) for k, name in enumerate(self.classes)}
 
     # --- sampling ------------------------------------------------------------------------------
 
     def sample(self, labels: NDArray[np.int64], *, seed: int, batch_size: int = 8) -> Samples:
         labels = np.asarray(labels, dtype=np.int64)
-        rng = np.random.default_rng(seed)
+        # The release itself seeds the draws beside `seed`: two hospitals sampling with the same
+        # seed from the same bank must not pick the same boxes in the same order.
+        release = int.from_bytes(hashlib.sha256(self.sums.numpy().tobytes()).digest()[:8], "big")
+        rng = np.random.default_rng([seed, release])
         if self.anatomy is not None:
             images = draw_anatomy(self.anatomy, len(labels), rng)
         else:
@@ -202,6 +211,7 @@ class FoundationLesionStatistics:
             "anatomy": "foundation draws"
             if self.anatomy is None
             else f"the foundation's public anatomy bank ({len(self.anatomy)} boxes)",
+            "noise_sd_per_sum": round(self.noise_sd, 4),  # what decoding weighed the sums against
             # The released statistics, decoded: DP output, readable by whoever may read the card.
             "lesions": {
                 name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in _as_dict(p).items()}
@@ -215,6 +225,7 @@ class FoundationLesionStatistics:
         a run folder samples without the foundation at hand."""
         state = network_weights(self.autoencoder, self.denoiser)
         state[SUMS] = self.sums.clone()
+        state[NOISE_SD] = torch.tensor(self.noise_sd, dtype=torch.float64)
         if self.anatomy is not None:
             state[ANATOMY] = torch.from_numpy(np.ascontiguousarray(self.anatomy))
         return save_generator_files(folder, state, self.card())
@@ -225,6 +236,7 @@ class FoundationLesionStatistics:
             card, state = load_generator_files(folder, device)
             spec, autoencoder, denoiser = load_networks(card, state, device)
             sums = state[SUMS].double().cpu()
+            noise_sd = float(state[NOISE_SD]) if NOISE_SD in state else 0.0
             anatomy = state[ANATOMY].cpu().numpy() if ANATOMY in state else None
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GeneratorError(f"cannot load the generator in {folder}: {exc}") from None
@@ -236,7 +248,7 @@ class FoundationLesionStatistics:
             int(card["sampling_steps"]),
         )
         backend.device, backend.autoencoder, backend.denoiser = device, autoencoder, denoiser
-        backend.sums, backend.anatomy = sums, anatomy
+        backend.sums, backend.noise_sd, backend.anatomy = sums, noise_sd, anatomy
         return backend
 
 

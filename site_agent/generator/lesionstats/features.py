@@ -11,7 +11,8 @@ FEATURES), so scaling it by `max_grad_norm / BOUND` bounds every patient's contr
 any clipping: the sensitivity of the per-class sums is known before any data is read.
 
 `LesionParameters` is what a released, noisy table of sums decodes to (post-processing: it costs no
-privacy), one row per class.
+privacy), one row per class: a posterior mean that leans on a public textbook mass as far as the
+noise demands.
 """
 
 from __future__ import annotations
@@ -84,11 +85,57 @@ class LesionParameters:
     calcium_share: float
 
 
-def decode(sums: NDArray[np.floating]) -> LesionParameters:
-    """A class's parameters from its (noisy) sums of [1, features]: every mean is the feature sum
-    over the count, then brought back into its valid range (noise can push either out of it)."""
+# A generic mediastinal mass as any textbook draws it, with no hospital's data behind it: soft
+# tissue, 4 cm across, in the anterior mediastinum, where most mediastinal masses arise. What a
+# class's lesion is when nothing private is known (bench.utility's foundation-only control).
+PUBLIC_LESION = LesionParameters(
+    patients=0.0,
+    centre=(0.1, 0.3, 0.2),
+    positive_side_share=0.5,
+    semi_axes_mm=(20.0, 20.0, 20.0),
+    intensity=0.0,
+    intensity_std=0.05,
+    fat_share=0.0,
+    calcium_share=0.0,
+)
+
+
+def encode(params: LesionParameters) -> NDArray[np.float64]:
+    """The features a lesion of exactly these parameters gives (the inverse of decoding a mean)."""
+    lateral, y, z = params.centre
+    return np.array(
+        [
+            2.0 * lateral - 1.0,
+            2.0 * params.positive_side_share - 1.0,
+            y,
+            z,
+            *(_log_size(a) for a in params.semi_axes_mm),
+            params.intensity,
+            4.0 * params.intensity_std - 1.0,
+            2.0 * params.fat_share - 1.0,
+            2.0 * params.calcium_share - 1.0,
+        ]
+    )
+
+
+# What decoding assumes before it sees any sum, in feature units: a class's mean feature lies
+# within about PRIOR_SD of the textbook mass's, and its patients spread about PATIENT_SD around it.
+PRIOR_SD = 0.5
+PATIENT_SD = 0.3
+
+
+def decode(sums: NDArray[np.floating], noise_sd: float = 0.0) -> LesionParameters:
+    """A class's parameters from its (noisy) sums of [1, features]: each mean feature is its
+    posterior mean given the sum, the noisy count, the Gaussian noise's sd on every sum
+    (`noise_sd`, public: noise multiplier times BOUND) and a Gaussian prior around PUBLIC_LESION.
+    Without noise that is nearly the plain mean; under noise that drowns the sums it is the
+    textbook mass, so a small epsilon never draws lesions worse than knowing nothing would. Then each is
+    brought back into its valid range."""
     count = max(float(sums[0]), FEWEST_PATIENTS)
-    mean = np.clip(np.asarray(sums[1:], dtype=np.float64) / count, -1.0, 1.0)
+    prior = encode(PUBLIC_LESION)
+    # sum ~ N(count * mean, count * PATIENT_SD^2 + noise_sd^2), mean ~ N(prior, PRIOR_SD^2).
+    gain = count * PRIOR_SD**2 / (count**2 * PRIOR_SD**2 + count * PATIENT_SD**2 + noise_sd**2)
+    mean = np.clip(prior + gain * (np.asarray(sums[1:], dtype=np.float64) - count * prior), -1.0, 1.0)
     return LesionParameters(
         patients=float(sums[0]),
         centre=(float((mean[0] + 1.0) / 2.0), float(mean[2]), float(mean[3])),

@@ -14,7 +14,13 @@ from shared.privacy import Mechanism
 from site_agent.config import SiteSettings
 from site_agent.generator.backend import GeneratorError, TrainingPlan
 from site_agent.generator.lesionstats.backend import FoundationLesionStatistics
-from site_agent.generator.lesionstats.features import BOUND, LesionParameters, decode, lesion_features
+from site_agent.generator.lesionstats.features import (
+    BOUND,
+    PUBLIC_LESION,
+    LesionParameters,
+    decode,
+    lesion_features,
+)
 from site_agent.generator.lesionstats.painting import paint_lesion
 from site_agent.generator.registry import load_backend, new_backend
 from site_agent.generator.training_run import train_generator
@@ -58,6 +64,12 @@ def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> 
     assert 0.0 < got.positive_side_share < 0.75  # 16 draws of a 1-in-4 side
     assert np.allclose(got.semi_axes_mm, asked.semi_axes_mm, rtol=0.25)
     assert abs(got.fat_share - asked.fat_share) < 0.06 and abs(got.calcium_share - asked.calcium_share) < 0.04
+    # Decoding leans on the public textbook mass exactly as far as the noise demands.
+    drowned = decode(np.sum(rows, axis=0), noise_sd=1e6)
+    assert np.allclose(drowned.centre, PUBLIC_LESION.centre, atol=1e-3)
+    assert np.allclose(drowned.semi_axes_mm, PUBLIC_LESION.semi_axes_mm, rtol=1e-3)
+    halfway = decode(np.sum(rows, axis=0), noise_sd=8.0)
+    assert PUBLIC_LESION.semi_axes_mm[2] < halfway.semi_axes_mm[2] < got.semi_axes_mm[2]
     # A box without a lesion counts once and adds nothing else.
     empty = lesion_features(np.zeros(TEST_BOX, np.float32), np.zeros(TEST_BOX, bool), TEST_SPACING_MM)
     assert empty[0] == 1 and not empty[1:].any()
@@ -97,6 +109,7 @@ def test_one_release_is_one_charged_step_whose_noise_is_what_the_accountant_was_
     # The run folder carries the foundation's anatomy bank: a normal box is a bank box, moved a little.
     assert backend.anatomy is not None and len(backend.anatomy) == 6
     assert backend.card()["anatomy"] == "the foundation's public anatomy bank (6 boxes)"
+    assert backend.noise_sd == pytest.approx(run.privacy.noise_multiplier * BOUND)  # kept for decoding
     assert bank_index(drawn.images[0], backend.anatomy) >= 0
     # Without a bank the anatomy is the foundation's own draw.
     backend.anatomy = None
@@ -115,13 +128,17 @@ def test_without_dp_the_drawn_lesions_sit_where_the_class_lesions_of_the_site_si
     assert backend.train(data, plan, checkpoints=_NoCheckpoints(), on_step=lambda _r: None) == 0
     labels = np.repeat(np.arange(1, len(settings.classes)), 4)
     drawn = backend.sample(labels, seed=3)
+    midline = (TEST_BOX[0] - 1) / 2.0
+
+    def place(mask: np.ndarray) -> np.ndarray:  # distance from the midline, then y and z
+        centre = np.argwhere(mask).mean(0)
+        return np.array([abs(centre[0] - midline), centre[1], centre[2]])
+
     for k in range(1, len(settings.classes)):
         real = [v for v, y in zip(data.volumes.numpy(), data.labels.numpy(), strict=True) if y == k]
-        real_centre = np.mean([np.argwhere(v[1] > 0).mean(0) for v in real], axis=0)
-        drawn_centre = np.mean(
-            [np.argwhere(m).mean(0) for m, y in zip(drawn.masks, labels, strict=True) if y == k], 0
-        )
-        assert np.linalg.norm((drawn_centre - real_centre) * TEST_SPACING_MM) < 20.0, settings.classes[k]
+        real_place = np.mean([place(v[1] > 0) for v in real], axis=0)
+        drawn_place = np.mean([place(m) for m, y in zip(drawn.masks, labels, strict=True) if y == k], 0)
+        assert np.linalg.norm((drawn_place - real_place) * TEST_SPACING_MM) < 20.0, settings.classes[k]
 
 
 def test_a_plan_of_many_steps_is_refused(trained_site: TrainedSite, tiny_foundation: TinyFoundation) -> None:
