@@ -308,8 +308,8 @@ def _canary_run(
     seconds = time.perf_counter() - started
     from site_agent.generator.registry import load_backend
 
-    backend = load_backend(run.generator.backend, settings.paths.models / run.run_id, choose_device("auto"))
-    samples = backend.sample(np.repeat(np.arange(len(classes), dtype=np.int64), 50), seed=SEED + 302)
+    generator = load_backend(run.generator.backend, settings.paths.models / run.run_id, choose_device("auto"))
+    samples = generator.sample(np.repeat(np.arange(len(classes), dtype=np.int64), 50), seed=SEED + 302)
     scores = canary_scores(canaries, samples.images)
     k = m // 4
     r, v = audit_guesses(scores, canaries.included, k)
