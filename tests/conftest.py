@@ -138,8 +138,6 @@ def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
     foundation = train_foundation(
         corpus, spec, TrainingSettings("tiny-test", autoencoder_epochs=2, denoiser_epochs=4, seed=1)
     )
-    bank, sources = corpus.anatomy_bank(len(corpus))
-    foundation.anatomy = bank
-    foundation.card = foundation.card.model_copy(update={"anatomy_sources": tuple(sources)})
+    foundation.attach_anatomy(*corpus.anatomy_bank(len(corpus)))
     folder = tmp_path_factory.mktemp("foundation") / "tiny"
     return TinyFoundation(folder, save_foundation(folder, foundation))

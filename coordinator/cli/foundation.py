@@ -112,7 +112,7 @@ def train(
     bank = corpus.anatomy_bank(cases) if cases else None  # checked before the long training
     foundation = train_foundation(corpus, spec, settings, say)
     if bank is not None:
-        _attach_anatomy(foundation, *bank)
+        foundation.attach_anatomy(*bank)
     sha256 = save_foundation(out, foundation)
     console.print(f"Foundation {foundation_id}: {out}\n  sha256 {sha256}", highlight=False)
     console.print(
@@ -149,7 +149,7 @@ def add_anatomy(
     )
     say = lambda message: console.print(message, highlight=False)  # noqa: E731
     corpus = build_corpus(request, say)
-    _attach_anatomy(foundation, *corpus.anatomy_bank(len(corpus)))
+    foundation.attach_anatomy(*corpus.anatomy_bank(len(corpus)))
     foundation.card = foundation.card.model_copy(
         update={
             "foundation_id": foundation_id,
@@ -171,11 +171,6 @@ def _refuse_non_empty(out: Path) -> None:
         raise FedsynthError(
             f"{out} exists and is not empty; choose a new foundation folder (nothing was changed)"
         )
-
-
-def _attach_anatomy(foundation: Any, bank: Any, sources: list[Any]) -> None:
-    foundation.anatomy = bank
-    foundation.card = foundation.card.model_copy(update={"anatomy_sources": tuple(sources)})
 
 
 @foundation_app.command("show")

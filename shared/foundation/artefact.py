@@ -12,6 +12,7 @@ Loading never unpickles.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from shared.foundation.anatomy import ANATOMY
 from shared.foundation.networks import FoundationSpec, build_autoencoder, build_denoiser
 from shared.hashing import file_sha256
 from shared.schemas import SchemaError
-from shared.schemas.foundation_card import FoundationCard
+from shared.schemas.foundation_card import CorpusSource, FoundationCard
 
 CARD = "foundation.json"
 WEIGHTS = ("autoencoder", "denoiser")  # <name>.safetensors
@@ -50,6 +51,11 @@ class Foundation:
     @property
     def scale_factor(self) -> float:
         return self.card.scale_factor
+
+    def attach_anatomy(self, bank: NDArray[np.uint8], sources: Sequence[CorpusSource]) -> None:
+        """Carry `bank` as the public anatomy bank, its sources named on the card."""
+        self.anatomy = bank
+        self.card = self.card.model_copy(update={"anatomy_sources": tuple(sources)})
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(zip(WEIGHTS, (self.autoencoder, self.denoiser), strict=True))
