@@ -9,9 +9,11 @@ the CPU box (48x48x64) and, on a CUDA machine, at the GPU box (96x96x128) too: o
 repeats after one warm-up, all in one run. Beside them, the default model as a site runs it: the
 segmenter, the lesion features and the case head, from volumes to class probabilities
 (`DiagnosticModel.probabilities`; its training step is the segmenter's, the head is fitted once
-afterwards). The network's speed does not depend on the voxels, so the volumes are random; the
-features' does, and an untrained segmenter on random volumes calls the whole box lesion, the
-slowest case for them. Writes bench/results/diagnosis.json (bench/results/diagnosis-cuda.json on a GPU).
+afterwards), and the segmenter's training step on the crops the default recipe trains on (two
+thirds of the box along each axis). The network's speed does not depend on the voxels, so the
+volumes are random; the features' does, and an untrained segmenter on random volumes calls the
+whole box lesion, the slowest case for them. Writes bench/results/diagnosis.json
+(bench/results/diagnosis-cuda.json on a GPU).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from bench.common import write_result
+from coordinator.diagnosis.training import TrainOptions, crop_size
 from shared.crop_box import CPU_BOX, GPU_BOX, Box, box_text
 from shared.diagnosis.bundle import DiagnosticModel
 from shared.diagnosis.head import CaseHead
@@ -121,8 +124,20 @@ def measure(box: Box, repeats: int, device: torch.device) -> list[dict[str, obje
     classifier = build_classifier(box=box, classes=6).to(device)
     segmenter = build_segmenter(lesion_classes=5).to(device)
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    cx, cy, cz = crop_size(box, TrainOptions().crop_share or 1.0)
+    cropped = _one(
+        "class segmenter trained on crops (the default recipe; a volume is one crop)",
+        segmenter,
+        dice_ce,
+        x[..., :cx, :cy, :cz].contiguous(),
+        m[..., :cx, :cy, :cz].contiguous(),
+        repeats,
+    )
+    cropped["box"] = box_text(box)  # what it learns to read; inference runs on whole boxes
+    cropped["inference_volumes_per_s"] = None
     return [
         _one("class segmenter (the network alone)", segmenter, dice_ce, x, m, repeats),
+        cropped,
         _whole_model(segmenter, x, repeats),
         _one("classifier", classifier, torch.nn.CrossEntropyLoss(), x, y, repeats),
     ]

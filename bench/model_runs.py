@@ -9,6 +9,7 @@ is read back, not retrained, so a run with --work picks up where an earlier one 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.phantom_sites import Say
-from bench.synthetic_runs import SCALES, Scale
+from bench.synthetic_runs import EXTERNAL, SCALES, Scale
 from shared.diagnosis.bundle import METADATA, Task
 
 
@@ -69,3 +70,35 @@ def _train_one(dataset: str, folder: str, task: Task, seed: int, scale_name: str
         "epochs_run": training["epochs_run"],
         "train_s": round(seconds, 1),
     }
+
+
+def score(model: dict[str, Any], tests: dict[str, Path]) -> dict[str, Any]:
+    """A trained model's evaluation report (coordinator.diagnosis.evaluation) on the internal and
+    external held-out sets, reduced to what the seed tables show."""
+    from coordinator.diagnosis.evaluation import evaluate_model
+
+    out: dict[str, Any] = {"train_s": model["train_s"]}
+    for name in ("internal", EXTERNAL):
+        report = evaluate_model(model["folder"], tests[name])
+        out[name] = {
+            "cases": report["cases"],
+            "macro_auc": report["macro_auc"],
+            "balanced_accuracy": report["balanced_accuracy"],
+            "per_class_auc": {k: v["auc"]["value"] for k, v in report["per_class"].items()},
+            "per_class_dice": {k: v.get("dice", {}).get("value") for k, v in report["per_class"].items()},
+        }
+    return out
+
+
+def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread (sample standard deviation, min, max) of macro AUC across seeds."""
+    out: dict[str, Any] = {"seeds": len(runs)}
+    for test in ("internal", EXTERNAL):
+        values = [r[test]["macro_auc"]["value"] for r in runs if r[test]["macro_auc"]["value"] is not None]
+        out[test] = {
+            "mean": round(statistics.mean(values), 4) if values else None,
+            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None,
+            "min": round(min(values), 4) if values else None,
+            "max": round(max(values), 4) if values else None,
+        }
+    return out

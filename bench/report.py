@@ -72,6 +72,7 @@ def utility(d: Json) -> list[str]:
         "",
         *_table(["training data", "cases", *tests, "lesion Dice"], rows),
         "",
+        *_seed_lines(d),
         "TSTR/TRTR (macro AUC of each synthetic model over the pooled real model):",
         "",
         *_table(["trained on", "internal", "external"], ratios),
@@ -116,6 +117,13 @@ def utility(d: Json) -> list[str]:
         f"Run time: {d['seconds']['total']} s."
     )
     return lines
+
+
+def _seed_lines(d: Json) -> list[str]:
+    from bench.utility import seed_table
+
+    table = seed_table(d)
+    return [*table, ""] if table else []
 
 
 def privacy(d: Json) -> list[str]:

@@ -65,7 +65,7 @@ SCALES = {
         ),
         external_per_class=10,
         synthetic_per_class=10,
-        diagnosis_epochs=40,
+        diagnosis_epochs=30,
         diagnosis_patience=12,
         jobs=2,
     ),

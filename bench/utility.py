@@ -26,8 +26,11 @@ bench/results/utility.md and bench/results/utility-auc-vs-epsilon.png.
 
 `--scale ci` is the CPU configuration (the 48x48x64 box at 4 mm, 72 training patients per hospital;
 bench.yardstick trains its real rows); `--scale full` the GPU one (the 96x96x128 box at 2 mm, 240
-per hospital). One training seed per model: the intervals cover the test cases, not the spread
-between training runs (bench.yardstick gives that spread for the real rows).
+per hospital). The headline rows (pooled real, the best single hospital by its external macro AUC,
+and the headline synthetic set: lesionstats at epsilon 8 with --foundation) are trained with
+`--seeds` seeds (default 3) and reported as mean and spread across seeds beside seed 0's bootstrap
+interval, which covers the test cases but not the spread between training runs; every other row
+and every paired comparison is seed 0's.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, write_result
-from bench.model_runs import ModelJob, train_models
+from bench.model_runs import ModelJob, across_seeds, score, train_models
 from bench.phantom_sites import site_settings, store_items, write_dataset
 from bench.synthetic_runs import (
     EPSILONS,
@@ -132,7 +135,8 @@ def prepare_data(
 
 
 def class_montage(configs: dict[str, Path], headline: GeneratorRun, path: Path) -> None:
-    """Per class, four real training boxes beside four of the headline pooled synthetic set."""
+    """Per class, four real training boxes beside four of the headline pooled synthetic set, each
+    four drawn across the hospitals."""
     from shared.classes import DEFAULT_CLASSES, DISPLAY_NAMES
     from shared.foundation.montage import save_drawn_montage
 
@@ -142,7 +146,9 @@ def class_montage(configs: dict[str, Path], headline: GeneratorRun, path: Path) 
     images, masks, names = [], [], []
     for k, name in enumerate(DEFAULT_CLASSES):
         for data in (real, synthetic):
-            picked = np.flatnonzero(data.labels == k)[:4]
+            # Spread over the set, which lists its hospitals one after another: one of each, not four of one.
+            members = np.flatnonzero(data.labels == k)
+            picked = members[np.linspace(0, len(members) - 1, 4).round().astype(int)]
             images += [data.images[i] for i in picked]
             masks += [data.masks[i] for i in picked]
         names.append(f"{DISPLAY_NAMES[name]}: 4 real (left), 4 {headline.name} (right)")
@@ -232,10 +238,63 @@ def _items(folder: Path) -> list[SetItem]:
     ]
 
 
-def train_all(work: Path, configs: dict[str, Path], scale: Scale) -> dict[str, dict[str, Any]]:
-    """Every configuration's model with the default task (the class segmenter and its case head)."""
-    jobs = [ModelJob(dataset, work / "models" / name, "segment") for name, dataset in configs.items()]
-    return dict(zip(configs, train_models(jobs, scale, say), strict=True))
+def _model_folder(work: Path, name: str, seed: int) -> Path:
+    return work / "models" / (name if seed == 0 else f"{name}-seed{seed}")
+
+
+def train_all(
+    work: Path, configs: dict[str, Path], scale: Scale, again: list[str], seeds: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Every configuration's model at seed 0 with the default task (the class segmenter and its
+    case head), and the `again` configurations at seeds 1 to `seeds` - 1 as well. Returns the
+    seed-0 models by name, and the later seeds' by name."""
+    jobs = [(name, 0) for name in configs] + [(name, s) for name in again for s in range(1, seeds)]
+    # Longest first, so that two at a time finish together: the small single-hospital sets last.
+    jobs.sort(key=lambda job: -len(_items_count(configs[job[0]])))
+    trained = train_models(
+        [ModelJob(configs[n], _model_folder(work, n, s), "segment", s) for n, s in jobs], scale, say
+    )
+    first: dict[str, dict[str, Any]] = {}
+    later: dict[str, list[dict[str, Any]]] = {}
+    for (name, seed), model in zip(jobs, trained, strict=True):
+        if seed == 0:
+            first[name] = model
+        else:
+            later.setdefault(name, []).append(model)
+    return {name: first[name] for name in configs}, later
+
+
+def _items_count(folder: Path) -> list[str]:
+    return [line for line in (folder / "labels.csv").read_text().splitlines()[1:] if line]
+
+
+def best_single_site(results: dict[str, dict[str, Any]]) -> str:
+    """The single hospital whose real model scores best on the external hospital at seed 0: the
+    headline compares against it there, so it is chosen where it is strongest."""
+    singles = [f"real-{p}" for p in TRAINING_PROFILES]
+    return max(singles, key=lambda n: results[n][EXTERNAL]["macro_auc"]["value"] or 0.0)
+
+
+def seed_rows(
+    names: list[str],
+    results: dict[str, dict[str, Any]],
+    later: dict[str, list[dict[str, Any]]],
+    tests: dict[str, Path],
+) -> dict[str, Any]:
+    """Each headline row's macro AUC at every seed (seed 0 from the full evaluation), and their mean
+    and spread: the spread between training runs, which the bootstrap intervals do not cover."""
+    rows: dict[str, Any] = {}
+    for name in names:
+        runs = [{t: {"macro_auc": results[name][t]["macro_auc"]} for t in ("internal", EXTERNAL)}]
+        for model in later.get(name, []):
+            r = score(model, tests)
+            say(f"{name} seed {len(runs)}: internal {_auc(r['internal'])}, external {_auc(r[EXTERNAL])}")
+            runs.append({t: {"macro_auc": r[t]["macro_auc"]} for t in ("internal", EXTERNAL)})
+        rows[name] = {
+            "per_seed": {t: [r[t]["macro_auc"]["value"] for r in runs] for t in ("internal", EXTERNAL)},
+            "across_seeds": across_seeds(runs),
+        }
+    return rows
 
 
 def evaluate_all(trained: dict[str, dict[str, Any]], tests: dict[str, Path]) -> dict[str, dict[str, Any]]:
@@ -395,6 +454,7 @@ def headlines(
     results: dict[str, dict[str, Any]],
     tests: dict[str, Path],
     headline: GeneratorRun,
+    best: str,
 ) -> dict[str, Any]:
     """The study's claims, in numbers, whichever way they fall: every synthetic configuration's
     TSTR/TRTR, and for the headline one (the default backend at epsilon 8) the paired differences
@@ -413,8 +473,6 @@ def headlines(
     if synthetic not in results:
         out["note"] = f"no pooled {synthetic} set: every site's export was refused"
         return out
-    singles = [f"real-{p}" for p in TRAINING_PROFILES]
-    best = max(singles, key=lambda n: results[n][EXTERNAL]["macro_auc"]["value"] or 0.0)
     out["synthetic_vs_real_pooled"] = {
         test: paired_difference(trained[synthetic]["folder"], trained["real-pooled"]["folder"], tests[test])
         for test in ("internal", EXTERNAL)
@@ -503,6 +561,7 @@ def markdown(payload: dict[str, Any]) -> str:
             + " | ".join(_auc(row[t]) for t in tests)
             + f" | {'n/a' if dice is None else f'{dice:.3f}'} |"
         )
+    lines += ["", *seed_table(payload)]
     lines += [
         "",
         "| backend | site | epsilon asked | epsilon spent (accountant) | steps | seconds | audit |",
@@ -531,6 +590,37 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += ["", "![macro AUC against epsilon](utility-auc-vs-epsilon.png)", ""]
     lines += ["![real and synthetic per class](utility-montage.png)", ""]
     return "\n".join(lines)
+
+
+def seed_table(payload: dict[str, Any]) -> list[str]:
+    """The headline rows across training seeds: mean (sd) of macro AUC, and each seed's value."""
+    seeds = payload.get("seeds")
+    if not seeds:
+        return []
+    lines = [
+        "The headline rows across training seeds (macro AUC, mean (sd) and each seed's; seed 0's "
+        "bootstrap interval is in the table above):",
+        "",
+        "| training data | seeds | internal mean (sd) | external mean (sd) | internal by seed "
+        "| external by seed |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
+    for name, row in seeds.items():
+        spread = row["across_seeds"]
+        cells = []
+        for test in ("internal", EXTERNAL):
+            m = spread[test]
+            cells.append(
+                "n/a"
+                if m["mean"] is None
+                else f"{m['mean']:.3f} ({'-' if m['sd'] is None else format(m['sd'], '.3f')})"
+            )
+        by_seed = [
+            ", ".join("n/a" if v is None else f"{v:.3f}" for v in row["per_seed"][t])
+            for t in ("internal", EXTERNAL)
+        ]
+        lines.append(f"| {name} | {spread['seeds']} | {' | '.join(cells)} | {' | '.join(by_seed)} |")
+    return lines
 
 
 def _hu_row(by_class: dict[str, Any]) -> str:
@@ -614,6 +704,20 @@ def _foundation_card(folder: Path) -> dict[str, Any]:
     }
 
 
+def _foundation_folder(asked: str, scale: Scale) -> Path | None:
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.shipped import SHIPPED_FOUNDATION
+
+    if asked == "none":
+        return None
+    if asked != "shipped":
+        return Path(asked)
+    if load_foundation(SHIPPED_FOUNDATION).spec.box != scale.site.box:
+        say(f"the shipped foundation is not at the {scale.name} box: the dpgan3d rows alone")
+        return None
+    return SHIPPED_FOUNDATION
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -622,16 +726,25 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep everything here; a later run reuses what is there")
     parser.add_argument(
         "--foundation",
-        type=Path,
-        help="a foundation folder at the scale's box: adds lesionstats and the control",
+        default="shipped",
+        help="a foundation folder at the scale's box, for lesionstats and the control (default: the "
+        "shipped chest-ct-cpu-v2 where the scale's box is its CPU box); none: the dpgan3d rows alone",
     )
     parser.add_argument(
         "--epsilons", default="1,4,8,inf", help="with --foundation: the lesionstats privacy levels"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="training seeds of the headline rows: pooled real, the best single hospital and the "
+        "headline synthetic set (every other row: seed 0)",
     )
     parser.add_argument("--with-ldm3d", action="store_true", help="with --foundation: ldm3d at epsilon 8 too")
     parser.add_argument("--with-gan", action="store_true", help="with --foundation: dpgan3d at epsilon 8 too")
     args = parser.parse_args()
     scale = SCALES[args.scale]
+    args.foundation = _foundation_folder(args.foundation, scale)
     runs = GAN_RUNS
     if args.foundation:
         asked = {float(e) for e in args.epsilons.split(",")}
@@ -650,10 +763,15 @@ def main() -> None:
         generated = time.perf_counter()
         data = prepare_data(work, homes, releases, runs, headline, scale, args.foundation)
         class_montage(data["configs"], headline, RESULTS / "utility-montage.png")
-        trained = train_all(work, data["configs"], scale)
-        modelled = time.perf_counter()
+        again = [name for name in ("real-pooled", headline.name) if name in data["configs"]]
+        trained, later = train_all(work, data["configs"], scale, again, args.seeds)
         results = evaluate_all(trained, data["tests"])
-        head = headlines(trained, results, data["tests"], headline)
+        best = best_single_site(results)
+        if args.seeds > 1:
+            later.update(train_all(work, {best: data["configs"][best]}, scale, [best], args.seeds)[1])
+        modelled = time.perf_counter()
+        seeds = seed_rows([*again[:1], best, *again[1:]], results, later, data["tests"])
+        head = headlines(trained, results, data["tests"], headline, best)
         closeness = fidelity(data["configs"], trained, data["tests"])
         finished = time.perf_counter()
     payload: dict[str, Any] = {
@@ -669,6 +787,7 @@ def main() -> None:
         "releases": [r.public() for r in releases],
         "models": {n: {k: v for k, v in m.items() if k != "folder"} for n, m in trained.items()},
         "results": results,
+        "seeds": seeds,
         "fidelity": closeness,
         "seconds": {
             "sites": round(built - started),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import asdict
@@ -32,44 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, write_result
-from bench.model_runs import ModelJob, train_models
-from bench.synthetic_runs import EXTERNAL, SCALES, build_sites
-from bench.utility import prepare_data, say
+from bench.model_runs import ModelJob, across_seeds, score, train_models
+from bench.synthetic_runs import EXTERNAL, SCALES, GeneratorRun, build_sites
+from bench.utility import HEADLINE_BACKEND, HEADLINE_EPSILON, prepare_data, say
 from shared.crop_box import box_text
 from shared.diagnosis.bundle import Task
 from shared.phantom.profiles import TRAINING_PROFILES
 
 GOAL = {"internal_min": 0.85, "external_min": 0.80, "max": 0.95}
-
-
-def score(model: dict[str, Any], tests: dict[str, Path]) -> dict[str, Any]:
-    from coordinator.diagnosis.evaluation import evaluate_model
-
-    out: dict[str, Any] = {"train_s": model["train_s"]}
-    for name in ("internal", EXTERNAL):
-        report = evaluate_model(model["folder"], tests[name])
-        out[name] = {
-            "cases": report["cases"],
-            "macro_auc": report["macro_auc"],
-            "balanced_accuracy": report["balanced_accuracy"],
-            "per_class_auc": {k: v["auc"]["value"] for k, v in report["per_class"].items()},
-            "per_class_dice": {k: v.get("dice", {}).get("value") for k, v in report["per_class"].items()},
-        }
-    return out
-
-
-def across_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and spread (sample standard deviation, min, max) of macro AUC across seeds."""
-    out: dict[str, Any] = {"seeds": len(runs)}
-    for test in ("internal", EXTERNAL):
-        values = [r[test]["macro_auc"]["value"] for r in runs if r[test]["macro_auc"]["value"] is not None]
-        out[test] = {
-            "mean": round(statistics.mean(values), 4) if values else None,
-            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else None,
-            "min": round(min(values), 4) if values else None,
-            "max": round(max(values), 4) if values else None,
-        }
-    return out
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -156,7 +125,9 @@ def main() -> None:
         started = time.perf_counter()
         homes = build_sites(work, scale, say)
         built = time.perf_counter()
-        data = prepare_data(work, homes, [], scale)
+        # Real rows only: no releases, no synthetic runs, no foundation.
+        no_synthetic = GeneratorRun(HEADLINE_BACKEND, HEADLINE_EPSILON)
+        data = prepare_data(work, homes, [], (), no_synthetic, scale, None)
         configs, tests = data["configs"], data["tests"]
         models = work / "models"
 

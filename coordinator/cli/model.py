@@ -46,6 +46,16 @@ def train(
         int, typer.Option("--patience", min=1, help="Epochs without improvement before stopping.")
     ] = 12,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    crop_share: Annotated[
+        float,
+        typer.Option(
+            "--crop-share",
+            min=0.0,
+            max=1.0,
+            help="segment: train the segmenter on crops of this share of the box along each axis "
+            "(half around a lesion), scored on whole boxes; 1 trains on whole boxes.",
+        ),
+    ] = 2.0 / 3.0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     nproc: Annotated[
         int,
@@ -69,8 +79,16 @@ def train(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         argv = ["model", "train", str(dataset), "--out", str(out), "--task", task, "--epochs", str(epochs)]
         argv += ["--patience", str(patience), "--seed", str(seed), "--device", device]
+        argv += ["--crop-share", str(crop_share)]
         raise typer.Exit(run_under_torchrun(nproc, argv))
-    options = TrainOptions(task=task, epochs=epochs, patience=patience, seed=seed, device=device)  # type: ignore[arg-type]
+    options = TrainOptions(
+        task=task,  # type: ignore[arg-type]
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        device=device,
+        crop_share=None if crop_share >= 1.0 else crop_share,
+    )
     if os.environ.get("RANK", "0") != "0":  # a second process of torchrun: process 0 reports
         train_model(dataset, out, options)
         leave_world()

@@ -9,6 +9,12 @@ what differs between scanners (voxel size through scaling, noise, kernel sharpne
 and sharpening, HU calibration through an intensity offset, contrast through intensity scaling),
 a stratified validation split, early stopping on the validation score, and the best weights
 written as they improve, so a crash leaves a usable model.
+
+The segmenter alone trains on crops of two thirds of the box along each axis (`crop_share`), a
+third of them around a lesion voxel, and is validated and used on whole boxes: on the `--scale ci`
+phantom hospitals that trained the pooled real model 2.6 times faster than whole boxes (bench.utility
+measures what it scores). The best epoch is chosen, and training stopped, on the validation macro
+AUC averaged with the mean lesion Dice (`_selection_score`).
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from monai.losses import DiceCELoss
 from monai.transforms import (
     Compose,
     RandAffined,
+    RandCropByPosNegLabeld,
     RandGaussianNoised,
     RandGaussianSharpend,
     RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandSpatialCropd,
 )
 from torch import nn
 
@@ -59,6 +67,10 @@ class TrainOptions:
     validation_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
+    # The segmenter alone trains on crops of this share of the box along each axis (half of them
+    # around a lesion voxel), and is scored and used on whole boxes: a fully convolutional network
+    # reads any size. A crop of two thirds holds about a quarter of the voxels. None: whole boxes.
+    crop_share: float | None = 2.0 / 3.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,23 @@ def _augment(seed: int) -> Compose:
     )
     augment.set_random_state(seed)
     return augment
+
+
+def crop_size(box: tuple[int, ...], share: float) -> tuple[int, ...]:
+    """The crop of `share` of the box along each axis, in multiples of 8 (the segmenter halves three
+    times) and at least 16."""
+    return tuple(min(n, max(16, round(n * share / 8.0) * 8)) for n in box)
+
+
+def _cropping(seed: int, size: tuple[int, ...]) -> tuple[RandCropByPosNegLabeld, RandSpatialCropd]:
+    """Crops of a case with a lesion (a third around one of its voxels, the rest anywhere) and of
+    one without. Half around a lesion made the segmenter see lesions everywhere on whole boxes: on
+    the pooled phantom cases its validation Dice was 0.52 against 0.58 with a third (seed 0)."""
+    lesion = RandCropByPosNegLabeld(["image", "mask"], label_key="mask", spatial_size=size, pos=1, neg=2)
+    anywhere = RandSpatialCropd(["image", "mask"], roi_size=size, random_size=False)
+    lesion.set_random_state(seed)
+    anywhere.set_random_state(seed + 1)
+    return lesion, anywhere
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +183,17 @@ def train_model(
     loss_weight = lesion_weights(targets[train_idx], len(lesions))
     ce = nn.CrossEntropyLoss()
     dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True, weight=loss_weight).to(device)
-    augment = _augment(options.seed + 1000 * world.rank)  # each process its own augmentations
+    own_seed = options.seed + 1000 * world.rank  # each process its own augmentations
+    augment = _augment(own_seed)
+    cropped = segment and not classify and options.crop_share is not None
+    around_lesion, anywhere = _cropping(own_seed, crop_size(box, options.crop_share or 1.0))
+
+    def example(i: int) -> dict[Any, Any]:
+        item: Any = {"image": data.images[i][None], "mask": targets[i][None].astype(np.float32)}
+        if cropped:  # cropped first: the augmentations then work on a quarter of the voxels
+            item = around_lesion(item)[0] if targets[i].any() else anywhere(item)
+        return augment(item)  # type: ignore[no-any-return]
+
     counts = np.bincount(data.labels[train_idx], minlength=len(classes))
     weights = torch.as_tensor(1.0 / counts[data.labels[train_idx]], dtype=torch.float64)
     sampler_rng = torch.Generator().manual_seed(options.seed)
@@ -197,15 +236,7 @@ def train_model(
         order = world.share(drawn)  # the same draw everywhere, a share each
         losses = []
         for start in range(0, len(order), per_process_batch):
-            batch = [
-                augment(
-                    {
-                        "image": data.images[train_idx[i]][None],
-                        "mask": targets[train_idx[i]][None].astype(np.float32),
-                    }
-                )
-                for i in order[start : start + per_process_batch]
-            ]
+            batch = [example(train_idx[i]) for i in order[start : start + per_process_batch]]
             x = torch.stack([torch.as_tensor(b["image"]) for b in batch]).float().to(device)
             y = torch.as_tensor(data.labels[train_idx[order[start : start + per_process_batch]]]).to(device)
             loss = torch.zeros((), device=device)
@@ -222,8 +253,7 @@ def train_model(
         score: float | None = None
         if world.leader:  # the weights are the same in every process: one scores and saves
             scores = _scores(model, data, val_idx, device)
-            # Diagnosis is the goal: Dice stops training only when no AUC can be estimated.
-            score = scores.get("validation_macro_auc", scores.get("validation_mean_dice"))
+            score = _selection_score(scores)
             if score is not None and (best is None or score > best):
                 best, best_epoch, stale = score, epoch, 0
                 metadata["metrics"] = {"validation_score": score, "best_epoch": epoch, **scores}
@@ -278,18 +308,30 @@ def _fit_case_head(
     return fit_head(features, labels, len(model.classes))
 
 
+def _selection_score(scores: dict[str, float]) -> float | None:
+    """What picks the best epoch and stops training: the validation macro AUC, averaged with the
+    mean lesion Dice when the model segments. The case head, fitted after training, reads the
+    lesion the segmenter outlines, so a segmenter that outlines lesions well is what it needs;
+    during training the AUC comes from the lesion class volumes alone, a noisy stand-in that
+    peaked by itself at epoch 5 in one pooled phantom run, with a Dice of 0.04, and stopped it
+    there. Dice alone decides only when no AUC can be estimated."""
+    auc, dice = scores.get("validation_macro_auc"), scores.get("validation_mean_dice")
+    if auc is None:
+        return dice
+    return auc if dice is None else (auc + dice) / 2.0
+
+
 def _scores(
     model: DiagnosticModel, data: LoadedDataset, idx: np.ndarray, device: torch.device
 ) -> dict[str, float]:
     scores: dict[str, float] = {}
     if len(idx) == 0:
         return scores
-    images = data.images[idx]
-    value = macro_auc(model.probabilities(images, device=device), data.labels[idx])
+    probabilities, predicted = model.probabilities_and_lesions(data.images[idx], device=device)
+    value = macro_auc(probabilities, data.labels[idx])
     if value is not None:
         scores["validation_macro_auc"] = value
-    if model.segmenter is not None:
-        predicted = model.lesion_masks(images, device=device)
+    if predicted is not None:
         values = [dice(p, t > 0) for p, t in zip(predicted, data.masks[idx], strict=True)]
         present = [v for v in values if v is not None]
         if present:

@@ -79,7 +79,9 @@ class _ClassTable(nn.Module):
 
 class FoundationLesionStatistics:
     name: ClassVar[str] = "lesionstats"
-    version: ClassVar[str] = "lesionstats-1"
+    # 2: lesions placed by a histogram over nine coarse places, each with its own mean place (1 had
+    # one mean place per class); the sums of 1 cannot be read as 2's.
+    version: ClassVar[str] = "lesionstats-2"
     releases_once: ClassVar[bool] = True
 
     def __init__(
@@ -234,6 +236,11 @@ class FoundationLesionStatistics:
     def load(cls, folder: Path, *, device: torch.device) -> FoundationLesionStatistics:
         try:
             card, state = load_generator_files(folder, device)
+            if card.get("version") != cls.version:
+                raise GeneratorError(
+                    f"the generator in {folder} is {card.get('version')}, which this site agent cannot "
+                    f"sample ({cls.version}); train a new one (`site-agent train`, which spends budget)"
+                )
             spec, autoencoder, denoiser = load_networks(card, state, device)
             sums = state[SUMS].double().cpu()
             noise_sd = float(state[NOISE_SD]) if NOISE_SD in state else 0.0
@@ -255,8 +262,14 @@ class FoundationLesionStatistics:
 def _as_dict(p: LesionParameters) -> dict[str, Any]:
     return {
         "patients": p.patients,
-        "centre": [round(c, 4) for c in p.centre],
-        "positive_side_share": round(p.positive_side_share, 4),
+        "places": [
+            {
+                "weight": round(place.weight, 4),
+                "centre": [round(c, 4) for c in place.centre],
+                "positive_side_share": round(place.positive_side_share, 4),
+            }
+            for place in p.places
+        ],
         "semi_axes_mm": [round(a, 2) for a in p.semi_axes_mm],
         "intensity": p.intensity,
         "intensity_std": p.intensity_std,

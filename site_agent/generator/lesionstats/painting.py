@@ -1,13 +1,14 @@
 """Drawing one lesion into a box of public anatomy from a class's released parameters.
 
-The parameters fix where the class's lesions sit (the side of the midline drawn from the class's
-share on each side), how large they are along each axis, and what
-they are made of; the spread around them (how far one lesion strays from the class's centre, how
-much its size varies, its outline's irregularity, its texture) is a public design choice, the same
-for every class, so no private figure enters the picture beyond the parameters. The lesion is an
-ellipsoid turned a little at random, its outline bent by a smooth random field, filled with a
-smooth texture of the class's intensity and spread, with fat and calcium where the class has them,
-and blended into the anatomy over a voxel so that its edge is not a cut-out.
+The parameters fix where the class's lesions sit (one of the class's places, drawn by its weight,
+and the side of the midline drawn from that place's share on each side), how large they are along
+each axis, and what they are made of; the spread around them (how far one lesion strays from its
+place's centre, how much its size varies, its outline's irregularity, its texture) is a public
+design choice, the same for every class, so no private figure enters the picture beyond the
+parameters. The lesion is an ellipsoid turned a little at random, its outline bent by a smooth
+random field, filled with a smooth texture of the class's intensity and spread, with fat and
+calcium where the class has them, and blended into the anatomy over a voxel so that its edge is
+not a cut-out.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def paint_lesion(
     """The box with the lesion painted in (window units, [-1, 1]) and the lesion's mask."""
     shape = image.shape
     extent = np.asarray(shape, dtype=np.float64) - 1.0
-    side = 1.0 if rng.random() < params.positive_side_share else -1.0
-    centre_box = np.asarray(params.centre) * np.array([side, 1.0, 1.0]) + rng.normal(0.0, CENTRE_SD, 3)
+    weights = np.array([p.weight for p in params.places])
+    place = params.places[rng.choice(len(params.places), p=weights / weights.sum())]
+    side = 1.0 if rng.random() < place.positive_side_share else -1.0
+    centre_box = np.asarray(place.centre) * np.array([side, 1.0, 1.0]) + rng.normal(0.0, CENTRE_SD, 3)
     centre_box = np.clip(centre_box, -0.95, 0.95)
     centre = (centre_box + 1.0) / 2.0 * extent
     axes = np.asarray(params.semi_axes_mm) * np.exp(rng.normal(0.0, SIZE_LOG_SD, 3)) / spacing_mm

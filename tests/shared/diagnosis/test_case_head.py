@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from shared.classes import DEFAULT_CLASSES
-from shared.diagnosis.bundle import DiagnosticModel, ModelError, lesion_classes, load_model, save_model
+from shared.diagnosis.bundle import (
+    DiagnosticModel,
+    ModelError,
+    case_probabilities,
+    lesion_classes,
+    load_model,
+    save_model,
+)
 from shared.diagnosis.head import CaseHead, fit_head
 from shared.diagnosis.lesion_features import IntensityError, feature_names, lesion_features, window_of
 from shared.diagnosis.networks import build_segmenter
@@ -88,3 +95,32 @@ def test_a_model_folder_keeps_its_head_and_scores_the_same_after_loading(tmp_pat
     (tmp_path / "m" / "head.safetensors").write_bytes(b"tampered")
     with pytest.raises(ModelError, match="does not match the sha256"):
         load_model(tmp_path / "m", device=torch.device("cpu"))
+
+
+def test_one_segmenter_pass_gives_the_same_scores_and_masks_as_the_two_it_replaces() -> None:
+    torch.manual_seed(0)
+    box = (16, 16, 16)
+    cpu = torch.device("cpu")
+    metadata = {
+        "classes": list(DEFAULT_CLASSES),
+        "task": "segment",
+        "input": {"box": list(box), "spacing_mm": [4.0, 4.0, 4.0], "intensity": INTENSITY},
+    }
+    segmenter = build_segmenter(lesion_classes=len(LESIONS)).eval()
+    images = np.random.default_rng(2).uniform(-1, 1, (5, *box)).astype(np.float32)
+    with torch.no_grad():
+        softmax = torch.softmax(segmenter(torch.from_numpy(images).unsqueeze(1)), dim=1)
+    head = CaseHead(len(feature_names(LESIONS)), len(DEFAULT_CLASSES))
+    torch.nn.init.normal_(head.linear.weight)
+    for with_head in (False, True):
+        model = DiagnosticModel(None, segmenter, metadata, head.eval() if with_head else None)
+        probabilities, masks = model.probabilities_and_lesions(images, device=cpu, batch=2)
+        assert masks is not None and np.array_equal(masks, model.lesion_masks(images, device=cpu))
+        if with_head:
+            features = lesion_features(images, softmax, window_hu=WINDOW, voxel_ml=0.064)
+            with torch.no_grad():
+                expected = torch.softmax(head(torch.as_tensor(features)).double(), dim=1).numpy()
+        else:
+            expected = case_probabilities(softmax, DEFAULT_CLASSES, 0.064).numpy()
+        assert np.allclose(probabilities, expected, atol=1e-6)
+        assert np.allclose(probabilities.sum(1), 1.0)

@@ -18,8 +18,10 @@ from site_agent.generator.lesionstats.features import (
     BOUND,
     PUBLIC_LESION,
     LesionParameters,
+    Place,
     decode,
     lesion_features,
+    place_index,
 )
 from site_agent.generator.lesionstats.painting import paint_lesion
 from site_agent.generator.registry import load_backend, new_backend
@@ -40,8 +42,7 @@ def _lesionstats(settings: SiteSettings, tiny: TinyFoundation) -> SiteSettings:
 def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> None:
     asked = LesionParameters(
         patients=10.0,
-        centre=(0.2, 0.3, 0.1),
-        positive_side_share=0.25,
+        places=(Place(1.0, (0.2, 0.5, 0.1), 0.25),),
         semi_axes_mm=(20.0, 14.0, 30.0),
         intensity=0.1,
         intensity_std=0.05,
@@ -60,19 +61,51 @@ def test_a_painted_lesion_reads_back_as_the_parameters_it_was_painted_from() -> 
         rows.append(row)
     got = decode(np.sum(rows, axis=0))
     assert got.patients == 16
-    assert np.allclose(got.centre, asked.centre, atol=0.06)
-    assert 0.0 < got.positive_side_share < 0.75  # 16 draws of a 1-in-4 side
+    assert len(got.places) == 1 and got.places[0].weight == 1.0  # all 16 in the one place
+    assert np.allclose(got.places[0].centre, asked.places[0].centre, atol=0.06)
+    assert 0.0 < got.places[0].positive_side_share < 0.75  # 16 draws of a 1-in-4 side
     assert np.allclose(got.semi_axes_mm, asked.semi_axes_mm, rtol=0.25)
     assert abs(got.fat_share - asked.fat_share) < 0.06 and abs(got.calcium_share - asked.calcium_share) < 0.04
     # Decoding leans on the public textbook mass exactly as far as the noise demands.
     drowned = decode(np.sum(rows, axis=0), noise_sd=1e6)
-    assert np.allclose(drowned.centre, PUBLIC_LESION.centre, atol=1e-3)
+    assert drowned.places == PUBLIC_LESION.places
     assert np.allclose(drowned.semi_axes_mm, PUBLIC_LESION.semi_axes_mm, rtol=1e-3)
     halfway = decode(np.sum(rows, axis=0), noise_sd=8.0)
     assert PUBLIC_LESION.semi_axes_mm[2] < halfway.semi_axes_mm[2] < got.semi_axes_mm[2]
     # A box without a lesion counts once and adds nothing else.
     empty = lesion_features(np.zeros(TEST_BOX, np.float32), np.zeros(TEST_BOX, bool), TEST_SPACING_MM)
     assert empty[0] == 1 and not empty[1:].any()
+
+
+def test_a_class_whose_lesions_arise_in_two_places_is_drawn_in_both_not_between_them() -> None:
+    # Pericardial cysts low at the cardiophrenic angle, bronchogenic ones higher behind: their one
+    # mean place would be neither.
+    front_low = Place(0.5, (0.4, 0.5, -0.6), 0.9)
+    back_high = Place(0.5, (0.05, -0.6, 0.6), 0.5)
+    rng = np.random.default_rng(1)
+    rows = []
+    for place in (front_low, back_high) * 6:
+        one = LesionParameters(10.0, (place,), (12.0, 12.0, 12.0), -0.1, 0.02, 0.0, 0.0)
+        blank = np.full(TEST_BOX, -0.3, np.float32)
+        image, mask = paint_lesion(blank, one, spacing_mm=TEST_SPACING_MM, rng=rng)
+        row = lesion_features(image, mask > 0, TEST_SPACING_MM)
+        assert np.linalg.norm(row) <= BOUND + 1e-9  # one place block filled, whatever the place
+        rows.append(row)
+    got = decode(np.sum(rows, axis=0))
+    found = {place_index(p.centre[1], p.centre[2]): p for p in got.places}
+    wanted = {place_index(p.centre[1], p.centre[2]): p for p in (front_low, back_high)}
+    assert set(found) == set(wanted) and all(p.weight == pytest.approx(0.5) for p in found.values())
+    for index, place in wanted.items():
+        assert np.allclose(found[index].centre, place.centre, atol=0.08)
+    # Drawn from the decoded parameters, lesions land in both places, about half in each.
+    drawn = [paint_lesion(blank, got, spacing_mm=TEST_SPACING_MM, rng=rng)[1] for _ in range(40)]
+    extent = np.array(TEST_BOX[1:]) - 1.0
+    landed = [place_index(*(2.0 * np.argwhere(m).mean(0)[1:] / extent - 1.0)) for m in drawn]
+    # (A lesion's centre strays a little from its place's, so one may cross into a neighbour.)
+    assert all(10 <= landed.count(index) <= 30 for index in wanted)
+    assert sum(landed.count(index) for index in wanted) >= 36
+    # Noise the size of the counts hides both places: the textbook's place, not noise, is drawn.
+    assert decode(np.sum(rows, axis=0), noise_sd=50.0).places == PUBLIC_LESION.places
 
 
 def test_one_release_is_one_charged_step_whose_noise_is_what_the_accountant_was_told(
@@ -126,7 +159,8 @@ def test_without_dp_the_drawn_lesions_sit_where_the_class_lesions_of_the_site_si
         data = load_training_set(store, settings.classes)
     plan = TrainingPlan(None, 1.0, len(data), 1, "rdp", 0)
     assert backend.train(data, plan, checkpoints=_NoCheckpoints(), on_step=lambda _r: None) == 0
-    labels = np.repeat(np.arange(1, len(settings.classes)), 4)
+    # Enough draws that each class's places are drawn in about their share of its lesions.
+    labels = np.repeat(np.arange(1, len(settings.classes)), 40)
     drawn = backend.sample(labels, seed=3)
     midline = (TEST_BOX[0] - 1) / 2.0
 
