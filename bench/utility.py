@@ -1,6 +1,6 @@
 """Does synthetic-only training come close to real training, and does it generalise better?
 
-    python -m bench.utility [--scale ci|full] [--work DIR] [--foundation DIR]
+    python -m bench.utility [--scale ci|full] [--work DIR] [--foundation DIR|none] [--seeds 3]
 
 On phantom hospitals of the four training profiles plus the external profile (see
 bench/synthetic_runs.py), trains the diagnostic model (the default class segmenter with its case head) on:
@@ -8,8 +8,9 @@ bench/synthetic_runs.py), trains the diagnostic model (the default class segment
     real-pooled              all training hospitals' real cases together (what federation forbids)
     real-<site>              one hospital's real cases alone
     <backend>-eps<E>         the pooled synthetic sets the sites' DP generators released at epsilon E
-                             per site, pooled by the coordinator's code. With --foundation (a
-                             `coordinator foundation train` folder at the scale's box): lesionstats at
+                             per site, pooled by the coordinator's code. With a foundation (a
+                             `coordinator foundation train` folder at the scale's box; by default
+                             the shipped one where it fits): lesionstats at
                              1, 4, 8 and without DP (inf); ldm3d at 8 with --with-ldm3d, dpgan3d at
                              8 with --with-gan. Without it: dpgan3d at 1, 4, 8 and inf.
     foundation-only          the control, no private data: the foundation's anatomy bank with a generic
