@@ -251,7 +251,7 @@ def train_all(
     seed-0 models by name, and the later seeds' by name."""
     jobs = [(name, 0) for name in configs] + [(name, s) for name in again for s in range(1, seeds)]
     # Longest first, so that two at a time finish together: the small single-hospital sets last.
-    jobs.sort(key=lambda job: -len(_items_count(configs[job[0]])))
+    jobs.sort(key=lambda job: -_case_count(configs[job[0]]))
     trained = train_models(
         [ModelJob(configs[n], _model_folder(work, n, s), "segment", s) for n, s in jobs], scale, say
     )
@@ -265,8 +265,9 @@ def train_all(
     return {name: first[name] for name in configs}, later
 
 
-def _items_count(folder: Path) -> list[str]:
-    return [line for line in (folder / "labels.csv").read_text().splitlines()[1:] if line]
+def _case_count(folder: Path) -> int:
+    """The cases of a dataset folder, from its labels.csv (one line each after the header)."""
+    return sum(1 for line in (folder / "labels.csv").read_text().splitlines()[1:] if line)
 
 
 def best_single_site(results: dict[str, dict[str, Any]]) -> str:

@@ -67,7 +67,7 @@ class TrainOptions:
     validation_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
-    # The segmenter alone trains on crops of this share of the box along each axis (half of them
+    # The segmenter alone trains on crops of this share of the box along each axis (a third of them
     # around a lesion voxel), and is scored and used on whole boxes: a fully convolutional network
     # reads any size. A crop of two thirds holds about a quarter of the voxels. None: whole boxes.
     crop_share: float | None = 2.0 / 3.0
