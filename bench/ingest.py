@@ -102,10 +102,8 @@ def measure(folder: Path, repeats: int) -> dict:
         ours = float(result[f"read_validate_hu_{mode}_s"])  # type: ignore[arg-type]
         result[f"read_validate_hu_{mode}_over_dcm2niix"] = round(ours / dcm2niix_s, 2)
         result[f"read_validate_hu_{mode}_over_pydicom"] = round(ours / float(result["pydicom_dcmread_s"]), 2)  # type: ignore[arg-type]
-    result["pool_speedup_read_validate_hu"] = round(
-        float(result["read_validate_hu_one_process_s"]) / float(result["read_validate_hu_pool_s"]),
-        2,  # type: ignore[arg-type]
-    )
+    one_process, pool = result["read_validate_hu_one_process_s"], result["read_validate_hu_pool_s"]
+    result["pool_speedup_read_validate_hu"] = round(float(one_process) / float(pool), 2)  # type: ignore[arg-type]
     result["goal_within_2x_of_dcm2niix"] = bool(float(result["read_validate_hu_pool_over_dcm2niix"]) <= 2.0)  # type: ignore[arg-type]
     return result
 

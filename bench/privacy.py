@@ -141,7 +141,7 @@ def shadow_attacks(
     data = prepare_data(work, homes, releases, runs, runs[0], scale, foundation)
     wanted = {"real-pooled", *(run.name for run in runs)}
     targets = {n: p for n, p in data["configs"].items() if n in wanted}
-    trained = train_all(work, targets, scale)
+    trained, _ = train_all(work, targets, scale, again=[], seeds=1)  # seed 0: the utility run's models
     options = TrainOptions(task="both", epochs=scale.diagnosis_epochs, patience=scale.diagnosis_patience)
 
     # Shadow hospitals: fresh phantom patients of the same profiles, through the same DICOM ingestion.

@@ -421,7 +421,7 @@ def tissue_hu(images: np.ndarray) -> dict[str, dict[str, float | None]]:
     return out
 
 
-def _macro_auc_estimate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+def _macro_auc_estimate(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     return bootstrap(lambda i: macro_auc(probabilities[i], labels[i]), len(labels)).as_dict()
 
 
@@ -434,7 +434,7 @@ def _auc(row: dict[str, Any]) -> str:
     return f"{m['value']:.3f} [{m['ci95_low']:.3f}, {m['ci95_high']:.3f}]"
 
 
-def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, float | None]:
+def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, Any]:
     """Macro AUC of model a minus model b on the same cases, with a paired bootstrap interval."""
     device = choose_device("auto")
     data = load_dataset(test)
@@ -445,8 +445,9 @@ def paired_difference(model_a: Path, model_b: Path, test: Path) -> dict[str, flo
         a, b = macro_auc(pa[i], data.labels[i]), macro_auc(pb[i], data.labels[i])
         return None if a is None or b is None else a - b
 
-    estimate = bootstrap(diff, len(data)).as_dict()
-    low, high = estimate["ci95_low"], estimate["ci95_high"]
+    interval = bootstrap(diff, len(data))
+    low, high = interval.low, interval.high
+    estimate: dict[str, Any] = interval.as_dict()
     estimate["significant"] = low is not None and high is not None and (low > 0 or high < 0)
     return estimate
 
