@@ -40,6 +40,11 @@ class SitePaths(SettingsSection):
     models: Path = Field(
         Path("models"), description="Generator checkpoints (trained on patient data: they stay here)."
     )
+    foundations: Path = Field(
+        Path("foundations"),
+        description="Public foundation models the coordinator sent, by sha256 (public weights, no "
+        "patient data; safe to delete: they are sent again).",
+    )
     logs: Path = Field(
         Path("logs"),
         description="Log files. No patient name, identifier, UID or path is ever written to them.",

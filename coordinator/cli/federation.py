@@ -133,6 +133,7 @@ def rounds_launch(
     min_sites: Annotated[int | None, typer.Option("--min-sites", min=1, help=described("min_sites"))] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help=described("timeout_s"))] = None,
     generator: Annotated[str | None, typer.Option("--generator", help=described("generator"))] = None,
+    foundation: Annotated[str | None, typer.Option("--foundation", help=described("foundation"))] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the round to its end.")] = True,
     config: ConfigOption = None,
 ) -> None:
@@ -154,6 +155,7 @@ def rounds_launch(
         "min_sites": min_sites,
         "timeout_s": timeout,
         "generator": generator,
+        "foundation": foundation,
     }
     order = _round_order({k: v for k, v in given.items() if v is not None})
     folder = launch_round(settings, path, order)

@@ -1,4 +1,4 @@
-"""`coordinator foundation train|add-anatomy|show`: the public foundation model.
+"""`coordinator foundation train|add-anatomy|show|add|list`: the public foundation model.
 
 Registered on the `coordinator` app by `coordinator.cli.main`.
 """
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from coordinator.cli.options import ConfigOption
 from shared.cli_support import console, friendly_errors
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM, box_text, parse_box
 
@@ -239,3 +240,51 @@ def _save_reconstructions(foundation: Any, count: int, seed: int, out: Path) -> 
     save_drawn_montage(
         images, masks, title, out, row_names=["public boxes", "reconstructions"], per_row=count
     )
+
+
+@foundation_app.command("add")
+@friendly_errors
+def add(
+    folder: Annotated[Path, typer.Argument(help="Foundation folder (train's or add-anatomy's OUT).")],
+    config: ConfigOption = None,
+) -> None:
+    """Add a foundation to this coordinator, checked file by file against its card, so that rounds
+    can name it (`rounds launch --foundation ID`) and sites receive it."""
+    from coordinator.config import load_coordinator_settings
+    from coordinator.foundation.catalogue import add_foundation
+
+    with console.status("checking the foundation and copying it in"):
+        added = add_foundation(load_coordinator_settings(config), folder)
+    box, spacing_mm = added.card.draws
+    console.print(
+        f"Foundation {added.foundation_id} ({box_text(box)} at {spacing_mm:g} mm): {added.folder}\n"
+        f"  sha256 {added.sha256}",
+        highlight=False,
+    )
+
+
+@foundation_app.command("list")
+@friendly_errors
+def list_(config: ConfigOption = None) -> None:
+    """The foundations rounds can name: id, box, what public data taught it, and its sha256."""
+    from rich.table import Table
+
+    from coordinator.config import load_coordinator_settings
+    from coordinator.foundation.catalogue import list_foundations
+
+    table = Table(title="Foundations")
+    for column in ("id", "box", "public corpus", "anatomy bank", "sha256", "origin"):
+        table.add_column(column)
+    for found in list_foundations(load_coordinator_settings(config)).values():
+        box, spacing_mm = found.card.draws
+        corpus = ", ".join(f"{s.cases} {s.kind}" for s in found.card.corpus)
+        bank = sum(s.cases for s in found.card.anatomy_sources)
+        table.add_row(
+            found.foundation_id,
+            f"{box_text(box)} at {spacing_mm:g} mm",
+            corpus,
+            str(bank) if bank else "none",
+            found.sha256[:16],
+            "shipped" if found.shipped else "added",
+        )
+    console.print(table)

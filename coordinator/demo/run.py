@@ -72,7 +72,7 @@ class DemoOptions:
     box: tuple[int, int, int] = CPU_BOX  # DESIGN.md's CPU size; the tests run it smaller
     spacing_mm: float = CPU_SPACING_MM
     backend: str = "lesionstats"
-    foundation: Path = SHIPPED_FOUNDATION
+    foundation: Path = SHIPPED_FOUNDATION  # the sites receive it from the coordinator in the round
     foundation_sha256: str | None = None  # set by run_demo once it has checked the foundation
     anatomy_bank: bool = False  # whether that foundation carries public anatomy (set with it)
 
@@ -86,10 +86,6 @@ class DemoOptions:
             "FEDSYNTH_GENERATOR__BACKEND": self.backend,
             **DEMO_GENERATOR,
         }
-        if self.backend in FOUNDATION_BACKENDS:
-            environment["FEDSYNTH_GENERATOR__FOUNDATION"] = str(self.foundation.resolve())
-            if self.foundation_sha256:  # each site checks the weights it loads against it
-                environment["FEDSYNTH_GENERATOR__FOUNDATION_SHA256"] = self.foundation_sha256
         return environment
 
 
@@ -158,6 +154,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
     console.print(f"[bold]fedsynth demo[/] in {out}")
     sites = list(TRAINING_PROFILES)[: options.sites]
     config = _coordinator(out)
+    foundation_id = _add_foundation(config, options)
     _hospitals(out, sites, options, console)
 
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -185,6 +182,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                 "spacing_mm": options.spacing_mm,
                 "min_sites": min(2, len(sites)),
                 "generator": options.backend,
+                "foundation": foundation_id,
             }
             fed = settings.federation
             with ApiClient(url, tokens.operator) as operator:
@@ -252,6 +250,16 @@ def _coordinator(out: Path) -> Path:
     settings = load_coordinator_settings(config)
     init_certificates(settings.paths.certificates, hosts=["127.0.0.1", "localhost"])
     return config
+
+
+def _add_foundation(config: Path, options: DemoOptions) -> str | None:
+    """The id under which the coordinator holds the demo's foundation (which the round names, so
+    each hospital receives it from the coordinator), or None for a generator that needs none."""
+    if options.backend not in FOUNDATION_BACKENDS:
+        return None
+    from coordinator.foundation.catalogue import add_foundation
+
+    return add_foundation(load_coordinator_settings(config), options.foundation).foundation_id
 
 
 def _hospitals(out: Path, sites: list[str], options: DemoOptions, console: Console) -> None:

@@ -22,6 +22,8 @@ from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
 from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, RoundState
 from coordinator.federation.sites import list_sites
+from coordinator.foundation.catalogue import ListedFoundation, find_foundation
+from shared.crop_box import box_text
 from shared.schemas import RoundRequest
 
 FOLLOW_POLL_S = 1.0
@@ -62,6 +64,7 @@ def plan_round(
             f"the round asks {len(chosen)} sites but needs {wanted_min} answers (--min-sites / min_sites)"
         )
     synthesis_timeout = order.timeout_s if order.timeout_s is not None else fed.round_timeout_s
+    foundation = None if order.foundation is None else _fitting_foundation(settings, order)
     request = RoundRequest(
         round_id=round_id,
         epsilon=order.epsilon,
@@ -72,6 +75,8 @@ def plan_round(
         spacing_mm=(order.spacing_mm,) * 3,
         timeout_s=synthesis_timeout,
         generator=order.generator,
+        foundation_id=None if foundation is None else foundation.foundation_id,
+        foundation_sha256=None if foundation is None else foundation.sha256,
     )
     plan = RoundPlan(
         round_id=round_id,
@@ -86,10 +91,25 @@ def plan_round(
         diagnosis_patience=fed.diagnosis_patience,
         seed=seed,
         launched_by=launched_by,
+        foundation_folder=None if foundation is None else str(foundation.folder),
     )
     folder.write_plan(plan)
     folder.write_report(RoundReport(round_id=round_id, message="waiting for Flower to start the run"))
     return folder
+
+
+def _fitting_foundation(settings: CoordinatorSettings, order: RoundOrder) -> ListedFoundation:
+    """The foundation the order names, once it is known to draw the round's box and spacing."""
+    assert order.foundation is not None
+    foundation = find_foundation(settings, order.foundation)
+    box, spacing_mm = foundation.card.draws
+    if box != tuple(order.box) or spacing_mm != order.spacing_mm:
+        raise RoundError(
+            f"the foundation {order.foundation} draws {box_text(box)} boxes at {spacing_mm:g} mm, "
+            f"the round asks {box_text(order.box)} at {order.spacing_mm:g} mm: train one at the round's box "
+            "(coordinator foundation train --box) and add it (coordinator foundation add)"
+        )
+    return foundation
 
 
 def launch_round(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas.common import Identifier
@@ -36,12 +36,25 @@ class RoundOrder(BaseModel):
     generator: Literal["dpgan3d", "ldm3d", "lesionstats"] = Field(
         "dpgan3d", description="the generator backend every site must run (a site on another refuses)"
     )
+    foundation: Identifier | None = Field(
+        None,
+        description="the public foundation (an id from `coordinator foundation list`) every site starts "
+        "from, sent to each site that lacks it (lesionstats and ldm3d); default: each site's own",
+    )
     timeout_s: float | None = Field(
         None,
         gt=0,
         le=7 * 24 * 3600,
         description="seconds to wait for the sites' sets; default: [federation] round_timeout_s",
     )
+
+    @model_validator(mode="after")
+    def _foundation_only_for_its_backends(self) -> RoundOrder:
+        if self.foundation is not None and self.generator == "dpgan3d":
+            raise ValueError(
+                "dpgan3d starts from no foundation: leave foundation out or choose another generator"
+            )
+        return self
 
     @field_validator("box")
     @classmethod

@@ -1,6 +1,8 @@
 """One round, end to end, as the ServerApp runs it (DESIGN.md, "One round, end to end").
 
-    synthesizing  send query.synthesize to every selected site, collect until all answered or the
+    synthesizing  if the round names a foundation: ask every selected site whether it holds it
+                  (query.foundation) and send the files to those that do not; then send
+                  query.synthesize to every site that holds it, collect until all answered or the
                   deadline; validate and store each set as it arrives
     pooling       build the next version of the pooled set (needs at least min_sites sets)
     training      train the shared diagnostic model on it
@@ -42,7 +44,14 @@ from coordinator.federation.validation import validate_synthetic
 from shared.diagnosis.bundle import model_sha256
 from shared.diagnosis.dataset import load_dataset
 from shared.errors import FedsynthError
-from shared.federation.messages import EVALUATE, SYNTHESIZE, evaluate_request, synthesize_request
+from shared.federation.messages import (
+    EVALUATE,
+    FOUNDATION,
+    SYNTHESIZE,
+    evaluate_request,
+    foundation_offer,
+    synthesize_request,
+)
 from shared.schemas import EvaluateRequest
 
 log = logging.getLogger(__name__)
@@ -159,6 +168,7 @@ class RoundRunner:
             f"asking {len(nodes)} sites for {request.per_class} samples per class at "
             f"epsilon {request.epsilon:g}",
         )
+        nodes = self._distribute(nodes)
         answered: list[str] = []
 
         def handle(reply: Reply) -> None:
@@ -184,6 +194,67 @@ class RoundRunner:
         outgoing = Outgoing(SYNTHESIZE, synthesize_request(request), self.plan.synthesis_timeout_s)
         self._exchange(nodes, outgoing, handle, "synthesis")
         return answered
+
+    def _distribute(self, nodes: dict[int, str]) -> dict[int, str]:
+        """The sites that hold the round's foundation, once each that lacked it has been sent it.
+        A site sent it only if it says it lacks it: sites cache foundations by sha256."""
+        request = self.plan.request
+        if request.foundation_id is None:
+            return nodes
+        holders: dict[int, str] = {}
+        lacking: dict[int, str] = {}
+
+        def handle(reply: Reply) -> None:
+            result = self.report.sites.setdefault(reply.site_id, SiteResult())
+            answer = reply.answer
+            if answer is not None and answer.budget is not None:
+                result.budget = answer.budget
+            if (declined := _declined(reply)) is not None or answer is None:
+                result.synthesis, result.reason = declined or ("missing", reply.error)
+            elif (
+                answer.foundation is None
+                or answer.foundation.foundation_sha256 != request.foundation_sha256
+                or answer.foundation.site_id != reply.site_id
+            ):
+                result.synthesis, result.reason = "rejected", "its foundation answer is about another one"
+            elif answer.foundation.held:
+                holders[reply.node_id] = reply.site_id
+            else:
+                lacking[reply.node_id] = reply.site_id
+            self._save()
+
+        timeout = self.plan.synthesis_timeout_s
+        self.report.message = (
+            f"asking {len(nodes)} sites whether they hold the foundation {request.foundation_id}"
+        )
+        self._exchange(
+            dict(nodes), Outgoing(FOUNDATION, foundation_offer(request, None), timeout), handle, "foundation"
+        )
+        if lacking:
+            files = self._foundation_files()
+            sent, lacking = lacking, {}
+            self.report.message = (
+                f"sending the foundation {request.foundation_id} to {', '.join(sorted(sent.values()))}"
+            )
+            self._exchange(
+                sent, Outgoing(FOUNDATION, foundation_offer(request, files), timeout), handle, "foundation"
+            )
+            for site in lacking.values():
+                self.report.sites[site] = SiteResult(
+                    synthesis="rejected", reason="it was sent the foundation and still lacks it"
+                )
+        return holders
+
+    def _foundation_files(self) -> dict[str, bytes]:
+        from shared.foundation.artefact import foundation_files, foundation_sha256
+
+        assert self.plan.foundation_folder is not None
+        folder = Path(self.plan.foundation_folder)
+        if foundation_sha256(folder) != self.plan.request.foundation_sha256:
+            raise RoundFailed(
+                f"the foundation {self.plan.request.foundation_id} has changed since the round was planned"
+            )
+        return foundation_files(folder)
 
     def _pool(self, answered: list[str]) -> PooledSet:
         self._enter("pooling", f"pooling the sets of {', '.join(sorted(answered))}")

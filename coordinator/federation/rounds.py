@@ -55,6 +55,7 @@ class RoundPlan(_Doc):
     diagnosis_patience: int = Field(ge=1)
     seed: int = 0
     launched_by: str = Field("cli", description="the API token's name, or cli")
+    foundation_folder: str | None = Field(None, description="where the round's foundation is read from")
 
 
 class SiteResult(_Doc):

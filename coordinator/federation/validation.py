@@ -1,7 +1,8 @@
 """Every synthetic set a site sends is checked before anything is stored.
 
 What is checked, against the round's request and the site's authenticated identity: the manifest's
-round, site, classes, shape and spacing; the privacy spend (finite, at most the epsilon asked, delta
+round, site, classes, shape and spacing; the generator and the foundation it started from (the
+round's, when the round names one); the privacy spend (finite, at most the epsilon asked, delta
 within bounds, and the claimed epsilon recomputed from the card's own mechanism with the shared
 accounting code, so a site cannot claim less than its noise, sample rate and steps cost); array
 dtypes and shapes; image values finite and inside [-1, 1]; masks 0 or 1; the
@@ -82,6 +83,16 @@ def _check_manifest(manifest: SyntheticSetManifest, request: RoundRequest, site_
     if tuple(manifest.spacing_mm) != tuple(request.spacing_mm):
         raise ReplyRejected(
             f"the set's spacing is {manifest.spacing_mm}, the round asked {request.spacing_mm}"
+        )
+    generator = manifest.generator
+    if generator.backend != request.generator:
+        raise ReplyRejected(
+            f"the set was made by {generator.backend!r}, the round asked {request.generator!r}"
+        )
+    if request.foundation_sha256 is not None and generator.foundation_sha256 != request.foundation_sha256:
+        raise ReplyRejected(
+            f"the set started from the foundation {str(generator.foundation_sha256)[:12]}, not the round's "
+            f"{request.foundation_id} ({request.foundation_sha256[:12]})"
         )
     spend = manifest.privacy
     if not math.isfinite(spend.epsilon) or spend.noise_multiplier <= 0:

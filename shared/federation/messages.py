@@ -1,5 +1,8 @@
 """The Flower messages of a round, packed and unpacked in one place.
 
+    query.foundation  coordinator -> site   "request": RoundRequest naming a foundation; with
+                                            "files": the foundation's files when the site lacks it
+                      site -> coordinator   "foundation": FoundationHeld; or "refusal": Refusal
     query.synthesize  coordinator -> site   "request": RoundRequest
                       site -> coordinator   "manifest": SyntheticSetManifest, "volumes": images,
                                             masks, labels; or "refusal": Refusal
@@ -25,6 +28,7 @@ from pydantic import ValidationError
 from shared.schemas import (
     BudgetStatus,
     EvaluateRequest,
+    FoundationHeld,
     Refusal,
     RoundRequest,
     SchemaError,
@@ -34,8 +38,10 @@ from shared.schemas import (
 from shared.schemas._base import describe_validation_error
 
 # The message types, named once for both ends. Flower routes "<category>.<action>": the site's
-# ClientApp registers `@app.query(SYNTHESIZE_ACTION)` and `@app.evaluate()`, the coordinator sends
-# SYNTHESIZE and EVALUATE.
+# ClientApp registers `@app.query(FOUNDATION_ACTION)`, `@app.query(SYNTHESIZE_ACTION)` and
+# `@app.evaluate()`; the coordinator sends FOUNDATION, SYNTHESIZE and EVALUATE.
+FOUNDATION_ACTION = "foundation"
+FOUNDATION = f"{MessageType.QUERY}.{FOUNDATION_ACTION}"
 SYNTHESIZE_ACTION = "synthesize"
 SYNTHESIZE = f"{MessageType.QUERY}.{SYNTHESIZE_ACTION}"
 EVALUATE = MessageType.EVALUATE
@@ -51,12 +57,13 @@ class SyntheticVolumes:
 
 @dataclass(frozen=True)
 class SiteAnswer:
-    """One site reply, unpacked. Exactly one of synthetic/metrics/refusal is set."""
+    """One site reply, unpacked. Exactly one of synthetic/metrics/foundation/refusal is set."""
 
     budget: BudgetStatus | None
     manifest: SyntheticSetManifest | None = None
     volumes: SyntheticVolumes | None = None
     metrics: SiteMetricsReply | None = None
+    foundation: FoundationHeld | None = None
     refusal: Refusal | None = None
 
 
@@ -87,24 +94,50 @@ def read_round_request(content: RecordDict) -> RoundRequest:
     return RoundRequest.parse(_document(content, "request"), source="the round request")
 
 
+def foundation_offer(request: RoundRequest, files: dict[str, bytes] | None) -> RecordDict:
+    """The round's foundation, named (files None: "do you hold it?") or sent with its files."""
+    records: dict[str, ArrayRecord | MetricRecord | ConfigRecord] = {
+        "request": _doc_record(request.to_json())
+    }
+    if files is not None:
+        records["files"] = _files_record(files)
+    return RecordDict(records)
+
+
+def read_foundation_offer(content: RecordDict) -> tuple[RoundRequest, dict[str, bytes] | None]:
+    request = RoundRequest.parse(_document(content, "request"), source="the foundation offer")
+    if request.foundation_id is None:
+        raise SchemaError("the foundation offer names no foundation")
+    files = _read_files(content, "files", "foundation") if "files" in content.array_records else None
+    return request, files
+
+
 def evaluate_request(request: EvaluateRequest, files: dict[str, bytes]) -> RecordDict:
-    model = ArrayRecord({name: Array(np.frombuffer(data, dtype=np.uint8)) for name, data in files.items()})
-    return RecordDict({"request": _doc_record(request.to_json()), "model": model})
+    return RecordDict({"request": _doc_record(request.to_json()), "model": _files_record(files)})
 
 
 def read_evaluate_request(content: RecordDict) -> tuple[EvaluateRequest, dict[str, bytes]]:
     request = EvaluateRequest.parse(_document(content, "request"), source="the evaluate request")
+    return request, _read_files(content, "model", "model")
+
+
+def _files_record(files: dict[str, bytes]) -> ArrayRecord:
+    # A file travels as a 1-D uint8 array, which Flower chunks like any other.
+    return ArrayRecord({name: Array(np.frombuffer(data, dtype=np.uint8)) for name, data in files.items()})
+
+
+def _read_files(content: RecordDict, key: str, what: str) -> dict[str, bytes]:
     try:
-        model = content.array_records["model"]
+        record = content.array_records[key]
     except KeyError:
-        raise SchemaError("the evaluate request carries no model") from None
+        raise SchemaError(f"the message carries no {what} files") from None
     files = {}
-    for name, array in model.items():
+    for name, array in record.items():
         data = array.numpy()
         if data.dtype != np.uint8 or data.ndim != 1:
-            raise SchemaError(f"model file {name!r} is not a byte array")
+            raise SchemaError(f"{what} file {name!r} is not a byte array")
         files[name] = data.tobytes()
-    return request, files
+    return files
 
 
 def _with_budget(
@@ -126,6 +159,10 @@ def synthetic_reply(
         }
     )
     return _with_budget({"manifest": _doc_record(manifest.to_json()), "volumes": arrays}, budget)
+
+
+def foundation_reply(held: FoundationHeld, budget: BudgetStatus | None) -> RecordDict:
+    return _with_budget({"foundation": _doc_record(held.to_json())}, budget)
 
 
 def metrics_reply(metrics: SiteMetricsReply, budget: BudgetStatus | None) -> RecordDict:
@@ -150,6 +187,8 @@ EXPECTED_RECORDS = {
     frozenset({"manifest", "volumes"}),
     frozenset({"metrics", "budget"}),
     frozenset({"metrics"}),
+    frozenset({"foundation", "budget"}),
+    frozenset({"foundation"}),
     frozenset({"refusal", "budget"}),
     frozenset({"refusal"}),
 }
@@ -166,6 +205,11 @@ def read_reply(content: RecordDict) -> SiteAnswer:
     if "metrics" in names:
         return SiteAnswer(
             budget, metrics=SiteMetricsReply.parse(_document(content, "metrics"), source="a metrics reply")
+        )
+    if "foundation" in names:
+        return SiteAnswer(
+            budget,
+            foundation=FoundationHeld.parse(_document(content, "foundation"), source="a foundation reply"),
         )
     manifest = SyntheticSetManifest.parse(_document(content, "manifest"), source="a synthetic set manifest")
     record = content.array_records["volumes"]

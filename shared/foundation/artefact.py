@@ -12,6 +12,8 @@ Loading never unpickles.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,34 @@ def foundation_sha256(folder: Path) -> str:
     if not card.is_file():
         raise FoundationError(f"{folder} is not a foundation: it has no {CARD}")
     return file_sha256(card)
+
+
+def foundation_files(folder: Path) -> dict[str, bytes]:
+    """Every file of the foundation in `folder`, by name: what the coordinator sends a site."""
+    names = sorted(FOUNDATION_FILES | {ANATOMY_FILE})
+    return {name: (folder / name).read_bytes() for name in names if (folder / name).is_file()}
+
+
+def install_foundation(files: dict[str, bytes], destination: Path, *, sha256: str) -> None:
+    """Make `destination` the foundation `files` hold, only if they are a whole foundation whose
+    card has `sha256`: written beside it, checked file by file against the card, then renamed into
+    place, so a reader never meets half a foundation. A destination already there is kept."""
+    unknown = sorted(set(files) - FOUNDATION_FILES - {ANATOMY_FILE})
+    if unknown:
+        raise FoundationError(f"the foundation sent holds files no foundation has: {unknown}")
+    missing = sorted(FOUNDATION_FILES - set(files))
+    if missing:
+        raise FoundationError(f"the foundation sent lacks {', '.join(missing)}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        load_foundation(staging, sha256=sha256)
+        if not destination.exists():
+            staging.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_foundation(folder: Path, *, sha256: str | None = None, device: str = "cpu") -> Foundation:

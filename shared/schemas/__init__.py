@@ -7,7 +7,7 @@ from shared.schemas.foundation_card import CorpusSource, FoundationCard
 from shared.schemas.manifest import ManifestItem, SyntheticSetManifest
 from shared.schemas.metrics import ClassMetrics, Figure, SiteMetricsReply
 from shared.schemas.round_request import RoundRequest
-from shared.schemas.site_reply import BudgetStatus, EvaluateRequest, Refusal, RefusalReason
+from shared.schemas.site_reply import BudgetStatus, EvaluateRequest, FoundationHeld, Refusal, RefusalReason
 
 __all__ = [
     "BudgetStatus",
@@ -17,6 +17,7 @@ __all__ = [
     "EvaluateRequest",
     "Figure",
     "FoundationCard",
+    "FoundationHeld",
     "GeneratorInfo",
     "ManifestItem",
     "PrivacySpend",

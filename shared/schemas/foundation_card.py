@@ -41,3 +41,9 @@ class FoundationCard(VersionedModel):
     anatomy_sources: tuple[CorpusSource, ...] = ()
     versions: dict[str, str]
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def draws(self) -> tuple[tuple[int, int, int], float]:
+        """The box (x, y, z voxels) and spacing (mm) the foundation draws, from its spec."""
+        x, y, z = (int(n) for n in self.spec["box"])
+        return (x, y, z), float(self.spec["spacing_mm"])

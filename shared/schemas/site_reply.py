@@ -37,6 +37,19 @@ class Refusal(VersionedModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class FoundationHeld(VersionedModel):
+    """A site's answer to `query.foundation`: whether it now holds the round's public foundation,
+    verified against its sha256, in its cache."""
+
+    SCHEMA_NAME = "fedsynth.foundation_held"
+
+    round_id: Identifier
+    site_id: Identifier
+    foundation_id: Identifier
+    foundation_sha256: Sha256
+    held: bool
+
+
 class EvaluateRequest(VersionedModel):
     """Sent with a model's files: score this model on your held-out real cases."""
 

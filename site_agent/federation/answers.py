@@ -1,8 +1,10 @@
 """What the site answers to each round message, decided here and only here.
 
-`answer_synthesize` checks the request against this site's settings and ledger, trains (or resumes,
-or reuses) the round's DP generator, samples, audits, keeps the local copy and records the release,
-then replies with exactly the volumes of that local copy. `answer_evaluate` scores a received model
+`answer_foundation` says whether the site holds the public foundation the round names, and caches
+it, verified, when the coordinator sends its files. `answer_synthesize` checks the request against
+this site's settings and ledger, trains (or resumes, or reuses) the round's DP generator, samples,
+audits, keeps the local copy and records the release, then replies with exactly the volumes of that
+local copy. `answer_evaluate` scores a received model
 on the held-out real cases and replies with metrics only.
 
 Anything that goes wrong becomes a Refusal with a fixed sentence written here: an exception's own
@@ -26,14 +28,18 @@ from shared.errors import FedsynthError
 from shared.federation.messages import (
     SyntheticVolumes,
     array_sha256,
+    foundation_reply,
     metrics_reply,
     read_evaluate_request,
+    read_foundation_offer,
     read_round_request,
     refusal_reply,
     synthetic_reply,
 )
+from shared.foundation.artefact import FoundationError
 from shared.schemas import (
     BudgetStatus,
+    FoundationHeld,
     ManifestItem,
     Refusal,
     RefusalReason,
@@ -44,6 +50,12 @@ from shared.schemas import (
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
 from site_agent.evaluation import evaluate_on_holdout
+from site_agent.generator.foundation_cache import (
+    ForeignFoundation,
+    cached_foundation,
+    receive_foundation,
+    with_round_foundation,
+)
 from site_agent.generator.training_run import TrainedRun, train_generator
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
@@ -82,6 +94,30 @@ def answer_synthesize(settings: SiteSettings, content: RecordDict) -> RecordDict
         return refusal_reply(_refusal(settings, round_id, exc))
 
 
+def answer_foundation(settings: SiteSettings, content: RecordDict) -> RecordDict:
+    round_id = "unknown"
+    try:
+        request, files = read_foundation_offer(content)
+        round_id = request.round_id
+        check_request(settings, request)
+        assert request.foundation_id is not None and request.foundation_sha256 is not None
+        held = cached_foundation(settings, request.foundation_sha256) is not None
+        if not held and files is not None:
+            receive_foundation(settings, request, files)
+            held = True
+            log.info("round %s: received and cached the foundation %s", round_id, request.foundation_id)
+        answer = FoundationHeld(
+            round_id=round_id,
+            site_id=settings.site_id,
+            foundation_id=request.foundation_id,
+            foundation_sha256=request.foundation_sha256,
+            held=held,
+        )
+        return foundation_reply(answer, budget_status(settings))
+    except Exception as exc:
+        return refusal_reply(_refusal(settings, round_id, exc))
+
+
 def answer_evaluate(settings: SiteSettings, content: RecordDict) -> RecordDict:
     round_id = "unknown"
     try:
@@ -114,8 +150,8 @@ def check_request(settings: SiteSettings, request: RoundRequest) -> None:
         )
     if request.generator != settings.generator.backend:
         raise Declined("invalid_request", f"this site's generator is {settings.generator.backend!r}")
-    if request.warm_start_sha256 is not None:
-        raise Declined("invalid_request", "warm-start weights are not supported yet")
+    if request.foundation_id is not None and settings.generator.backend == "dpgan3d":
+        raise Declined("invalid_request", "this site's generator (dpgan3d) starts from no foundation")
     if request.per_class > settings.federation.max_per_class:
         raise Declined(
             "invalid_request",
@@ -136,7 +172,10 @@ def synthesize(
         run = _finished_run(settings, request.round_id)
         if run is None:
             run = train_generator(
-                settings, epsilon=request.epsilon, round_id=request.round_id, delta_ceiling=request.delta
+                with_round_foundation(settings, request),
+                epsilon=request.epsilon,
+                round_id=request.round_id,
+                delta_ceiling=request.delta,
             )
         seed = int(hashlib.sha256(request.round_id.encode()).hexdigest()[:8], 16)
         folder = release_set(settings, run, per_class=request.per_class, seed=seed).folder
@@ -212,9 +251,15 @@ def _explain(exc: Exception) -> tuple[RefusalReason, str]:
         return exc.reason, exc.public_detail
     if isinstance(exc, (SchemaError, ModelError)):  # the shared readers' errors: a bad request
         return "invalid_request", "the request or its model could not be read"
+    if isinstance(exc, ForeignFoundation):
+        return "invalid_request", "the round's foundation is not the one this site accepts"
+    if isinstance(exc, FoundationError):
+        return "invalid_request", (
+            "the round's foundation is not held here, or what was sent does not match its sha256"
+        )
     if isinstance(exc, FedsynthError):
         return SiteRefusal.reason, SiteRefusal.public_detail
     return "internal", "the site agent failed unexpectedly; details are in the site's log"
 
 
-__all__ = ["answer_evaluate", "answer_synthesize", "budget_status"]
+__all__ = ["answer_evaluate", "answer_foundation", "answer_synthesize", "budget_status"]

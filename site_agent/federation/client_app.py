@@ -1,4 +1,4 @@
-"""The site's Flower ClientApp: two thin handlers, each one call into `answers`.
+"""The site's Flower ClientApp: three thin handlers, each one call into `answers`.
 
 Every reply passes through the egress log first (`egress.record_egress`).
 """
@@ -8,12 +8,17 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from shared.federation.messages import SYNTHESIZE_ACTION
-from site_agent.federation.answers import answer_evaluate, answer_synthesize
+from shared.federation.messages import FOUNDATION_ACTION, SYNTHESIZE_ACTION
+from site_agent.federation.answers import answer_evaluate, answer_foundation, answer_synthesize
 from site_agent.federation.egress import record_egress
 from site_agent.federation.node_settings import site_settings
 
 app = ClientApp(mods=[record_egress])
+
+
+@app.query(FOUNDATION_ACTION)
+def foundation(message: Message, context: Context) -> Message:
+    return Message(answer_foundation(site_settings(context), message.content), reply_to=message)
 
 
 @app.query(SYNTHESIZE_ACTION)

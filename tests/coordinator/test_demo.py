@@ -70,6 +70,17 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(
         budget = json.loads((out / "report" / "budgets.json").read_text())[site]
         assert 7.9 < budget["spent_this_round"] <= 8.0 and budget["budget"]["cap"] == 10.0
         assert (settings.federation.egress_log / "egress.jsonl").is_file()
+        # No site was told where a foundation is: asked (query.foundation), each said it lacked the
+        # round's, was sent it, checked and cached it by sha256, and trained from that copy.
+        assert settings.generator.foundation is None
+        assert (settings.paths.foundations / tiny_foundation.sha256 / "foundation.json").is_file()
+        sent = [json.loads(line) for line in (settings.federation.egress_log / "egress.jsonl").open()]
+        assert [m["message_type"] for m in sent] == [
+            "query.foundation",
+            "query.foundation",
+            "query.synthesize",
+            "evaluate",
+        ]
     pooled = out / "report" / "pooled-v1"
     assert verify_synthetic_set(pooled) == 2 * 2 * 6 * 4 + 3
     card = DatasetCard.read(pooled / "card.json")

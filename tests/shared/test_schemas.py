@@ -52,14 +52,14 @@ def _manifest(**changes: object) -> dict:
 def test_round_request_round_trips_through_json_with_its_version() -> None:
     request = RoundRequest(round_id="round-7", epsilon=1.5, per_class=8)
     text = request.to_json()
-    assert json.loads(text)["schema_id"] == "fedsynth.round_request/1"
+    assert json.loads(text)["schema_id"] == "fedsynth.round_request/2"
     assert RoundRequest.parse(text) == request
 
 
 def test_a_newer_version_is_refused_with_advice() -> None:
     payload = RoundRequest(round_id="r", epsilon=1, per_class=1).to_dict()
-    payload["schema_id"] = "fedsynth.round_request/2"
-    with pytest.raises(SchemaError, match=r"version 2 is not supported.*upgrade"):
+    payload["schema_id"] = "fedsynth.round_request/3"
+    with pytest.raises(SchemaError, match=r"version 3 is not supported.*upgrade"):
         RoundRequest.parse(payload)
 
 
