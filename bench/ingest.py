@@ -33,15 +33,15 @@ from pathlib import Path
 
 import pydicom
 
-import site_agent.ingest.workers as workers
+import shared.dicom.workers as workers
 from bench.common import peak_rss_mb, write_result
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM, GPU_BOX, GPU_SPACING_MM, box_text
+from shared.dicom.checks import check_series
+from shared.dicom.scan import scan
+from shared.dicom.volume import load_hu
 from shared.phantom import PhantomRequest, read_labels, write_phantom
 from shared.preprocessing import preprocess
 from site_agent.config import SitePreprocessing
-from site_agent.ingest.checks import check_series
-from site_agent.ingest.scan import scan
-from site_agent.ingest.volume import load_hu
 
 
 def real_ct() -> Path:

@@ -8,6 +8,7 @@
      +-- PhantomError             phantom: bad phantom parameters or output folder
      +-- DeviceError              devices: a device this machine does not have
      +-- SyntheticSetError        synthetic_set: a set that cannot be written or fails its checksums
+     +-- SeriesRejected           dicom.checks: a DICOM series failed one check (`check`, `detail`)
      +-- PreprocessingError       preprocessing.box: a step failed (`check` names the ingest check)
      +-- MediastinumNotFound      preprocessing.mediastinum: no body or no lungs to crop by
      |    +-- IncompleteChest      preprocessing.mediastinum: stops short of the lung apices or bases

@@ -6,7 +6,6 @@ module holds the two bases and draws the whole tree.
           +-- CommandInputError   here: a path or reference on the command line cannot be used
           +-- StoreError          ingest.store: the case store is missing, damaged or lacks a case
           +-- LabelsError         ingest.labels: the label manifest cannot be used
-          +-- SeriesRejected      ingest.checks: a series failed one check (`check`, `detail`)
           +-- LedgerError         privacy.ledger: the ledger is damaged or contradicted
           +-- PrivacyEngineError  privacy.engine: DP-SGD cannot run on this module or state
           +-- SiteKeyError        federation.keys: the key pair is missing or in the way

@@ -33,6 +33,17 @@ NiftiFolders = Annotated[
 NiftiLicence = Annotated[
     str, typer.Option("--nifti-licence", help="Licence of the NIfTI collections, for the card.")
 ]
+DicomFolders = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dicom",
+        help="Folder of public chest CT as DICOM (every CT series in it that passes a site's series "
+        "checks); repeat for several.",
+    ),
+]
+DicomLicence = Annotated[
+    str, typer.Option("--dicom-licence", help="Licence of the DICOM collections, for the card.")
+]
 
 foundation_app = typer.Typer(
     name="foundation",
@@ -54,6 +65,8 @@ def train(
     phantom_cases: PhantomCases = 0,
     nifti: NiftiFolders = None,
     nifti_licence: NiftiLicence = "see the collection's licence",
+    dicom: DicomFolders = None,
+    dicom_licence: DicomLicence = "see the collection's licence",
     box: Annotated[
         str, typer.Option("--box", help="The round's box, x,y,z voxels (multiples of 8).")
     ] = box_text(CPU_BOX).replace("x", ","),
@@ -95,6 +108,8 @@ def train(
         phantom_seed=seed,
         nifti=tuple(nifti or ()),
         nifti_licence=nifti_licence,
+        dicom=tuple(dicom or ()),
+        dicom_licence=dicom_licence,
         jobs=jobs,
     )
     settings = TrainingSettings(
@@ -130,6 +145,8 @@ def add_anatomy(
     phantom_cases: PhantomCases = 0,
     nifti: NiftiFolders = None,
     nifti_licence: NiftiLicence = "see the collection's licence",
+    dicom: DicomFolders = None,
+    dicom_licence: DicomLicence = "see the collection's licence",
     seed: Annotated[int, typer.Option("--seed", help="Phantom patients.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes drawing phantom patients.")] = 1,
 ) -> None:
@@ -146,6 +163,8 @@ def add_anatomy(
         phantom_seed=seed,
         nifti=tuple(nifti or ()),
         nifti_licence=nifti_licence,
+        dicom=tuple(dicom or ()),
+        dicom_licence=dicom_licence,
         jobs=jobs,
     )
     say = lambda message: console.print(message, highlight=False)  # noqa: E731

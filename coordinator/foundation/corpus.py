@@ -1,7 +1,8 @@
 """The public corpus a foundation learns from, through exactly the site preprocessing.
 
-Public CT means what an operator may legally hold centrally: NIfTI files of public chest CT in HU
-(one CT per `.nii`/`.nii.gz`; convert DICOM with dcm2niix), and phantom patients of the `public`
+Public CT means what an operator may legally hold centrally: folders of public chest CT as DICOM
+(every CT series in them that passes the site's own series checks, read by the site's own reader,
+shared.dicom) or as NIfTI in HU (one CT per `.nii`/`.nii.gz`), and phantom patients of the `public`
 profile, drawn in memory: a scanner no hospital uses, lung nodules with their masks, and never a
 mediastinal mass of the six classes nor a class label. Every volume goes through
 `shared.preprocessing.preprocess`, the function a site's ingestion calls, so the foundation sees
@@ -22,6 +23,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.errors import CoordinatorError
+from shared.dicom.checks import SeriesRejected, check_series
+from shared.dicom.scan import scan
+from shared.dicom.volume import load_hu
 from shared.foundation.anatomy import to_bank
 from shared.foundation.networks import FoundationSpec
 from shared.phantom import generate_study
@@ -33,6 +37,7 @@ from shared.schemas.foundation_card import CorpusSource
 
 Progress = Callable[[str], None]
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+MIN_SLICES = 20  # as a site's [ingest] min_slices: fewer cannot hold a chest at any box
 
 
 class CorpusError(CoordinatorError):
@@ -46,6 +51,8 @@ class CorpusRequest:
     phantom_seed: int = 0
     nifti: tuple[Path, ...] = ()
     nifti_licence: str = "see the collection's licence"
+    dicom: tuple[Path, ...] = ()
+    dicom_licence: str = "see the collection's licence"
     matrix: int = 128  # phantom pixels per row: at 4 mm boxes a 512 matrix adds time, not information
     jobs: int = 1
 
@@ -111,7 +118,7 @@ def nifti_files(folder: Path) -> list[Path]:
         raise CorpusError(f"--nifti {folder}: not a folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
     if not files:
-        raise CorpusError(f"--nifti {folder}: no .nii or .nii.gz file in it (convert DICOM with dcm2niix)")
+        raise CorpusError(f"--nifti {folder}: no .nii or .nii.gz file in it (DICOM goes with --dicom)")
     return files
 
 
@@ -132,14 +139,38 @@ def _nifti_case(request: CorpusRequest, path: Path) -> NDArray[np.float32] | str
     return _stack(cropped.image, None)
 
 
+def _dicom_cases(request: CorpusRequest, folder: Path) -> tuple[list[NDArray[np.float32]], list[str]]:
+    """The boxes of every CT series under `folder` that passes the site's checks, and why each other
+    series was left out (named by folder and number, never by a UID)."""
+    if not folder.is_dir():
+        raise CorpusError(f"--dicom {folder}: not a folder")
+    found = scan(folder)
+    if not found.series:
+        raise CorpusError(f"--dicom {folder}: no DICOM series in it")
+    volumes: list[NDArray[np.float32]] = []
+    left_out: list[str] = []
+    ordered = sorted(found.series, key=lambda s: (s.study_uid, s.series_number, s.series_uid))
+    for n, series in enumerate(ordered, 1):
+        try:
+            hu = load_hu(check_series(series, min_slices=MIN_SLICES))
+            cropped = preprocess(hu.hu, hu.affine, None, request)
+        except (SeriesRejected, PreprocessingError) as exc:
+            left_out.append(f"{folder.name} series {n}: {exc}")
+            continue
+        volumes.append(_stack(cropped.image, None))
+    return volumes, left_out
+
+
 def build_corpus(request: CorpusRequest, progress: Progress | None = None) -> PublicCorpus:
     """Every public volume as a box, image and mask stacked; nothing is written to disk."""
     say = progress or (lambda _m: None)
     if request.phantom_cases < 0:
         raise CorpusError(f"--phantom-cases must not be negative, got {request.phantom_cases}")
     files = [(folder, path) for folder in request.nifti for path in nifti_files(folder)]
-    if request.phantom_cases == 0 and not files:
-        raise CorpusError("the public corpus is empty: give --phantom-cases N and/or --nifti FOLDER")
+    if request.phantom_cases == 0 and not files and not request.dicom:
+        raise CorpusError(
+            "the public corpus is empty: give --phantom-cases N, --dicom FOLDER and/or --nifti FOLDER"
+        )
     volumes: list[NDArray[np.float32]] = []
     sources: list[CorpusSource] = []
     left_out: list[str] = []
@@ -183,6 +214,22 @@ def build_corpus(request: CorpusRequest, progress: Progress | None = None) -> Pu
                     description=f"NIfTI folder {folder.name}",
                     cases=taken,
                     licence=request.nifti_licence,
+                    lesion_masks=False,
+                )
+            )
+    for folder in request.dicom:
+        boxes, refused = _dicom_cases(request, folder)
+        for why in refused:
+            say(f"left out {why}")
+        volumes += boxes
+        left_out += refused
+        if boxes:
+            sources.append(
+                CorpusSource(
+                    kind="dicom",
+                    description=f"DICOM folder {folder.name}",
+                    cases=len(boxes),
+                    licence=request.dicom_licence,
                     lesion_masks=False,
                 )
             )

@@ -19,7 +19,7 @@ from shared.schemas.common import Identifier, Sha256, _Part
 class CorpusSource(_Part):
     """One part of the public corpus."""
 
-    kind: Literal["phantom-public", "nifti"]
+    kind: Literal["phantom-public", "nifti", "dicom"]
     description: str  # e.g. "phantom profile public, seed 7" or a folder's name, never a patient's
     cases: int = Field(ge=1)
     licence: str

@@ -162,8 +162,8 @@ def locate(
     config: ConfigOption = None,
 ) -> None:
     """Find the file(s) behind a reference in an ingest report (shown here only, never logged)."""
+    from shared.dicom.scan import scan
     from site_agent.ingest.pseudonyms import Pseudonyms, load_or_create_secret
-    from site_agent.ingest.scan import scan
 
     settings = load_site_settings(config)
     names = Pseudonyms(load_or_create_secret(settings.paths.store))

@@ -20,15 +20,15 @@ import nibabel as nib
 import numpy as np
 
 from shared.classes import LabelSet
+from shared.dicom.checks import Geometry, SeriesRejected, check_series
+from shared.dicom.scan import Series, scan
+from shared.dicom.volume import HuVolume, load_hu
 from shared.preprocessing import PreprocessingError, preprocess
 from site_agent.config import SiteSettings
-from site_agent.ingest.checks import Geometry, SeriesRejected, check_series
 from site_agent.ingest.labels import LabelRow, read_labels
 from site_agent.ingest.pseudonyms import Pseudonyms, load_or_create_secret
 from site_agent.ingest.report import AcceptedCase, IngestReport, RefusedSeries, SkippedSeries, UnreadableFile
-from site_agent.ingest.scan import Series, scan
 from site_agent.ingest.store import CaseRecord, CaseStore
-from site_agent.ingest.volume import HuVolume, load_hu
 
 log = logging.getLogger(__name__)
 

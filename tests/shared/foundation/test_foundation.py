@@ -28,7 +28,7 @@ from shared.phantom import PROFILES, PhantomError, PhantomRequest, generate_stud
 from shared.phantom.lesions import PUBLIC_FINDINGS, SIZE_RANGE_MM
 from shared.phantom.nifti_io import ras_affine
 from shared.phantom.profiles import PUBLIC_PROFILE
-from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation, bank_index
+from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation, bank_index, real_ct_dir
 
 SPEC = FoundationSpec(TEST_BOX, TEST_SPACING_MM)
 
@@ -106,6 +106,38 @@ def test_nifti_ct_is_taken_and_what_is_not_ct_is_left_out_by_name(tmp_path: Path
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match=r"--nifti .*empty: no \.nii"):
         build_corpus(CorpusRequest(SPEC, nifti=(tmp_path / "empty",)))
+
+
+def test_public_dicom_is_read_by_the_site_reader_and_a_series_that_fails_its_checks_is_named(
+    tmp_path: Path,
+) -> None:
+    # The real public collection (CC BY 4.0): one CT series, beside files that are not DICOM.
+    series = real_ct_dir()
+    corpus = build_corpus(CorpusRequest(SPEC, dicom=(series.parent,), dicom_licence="CC BY 4.0"))
+    assert corpus.volumes.shape == (1, 2, *TEST_BOX) and corpus.left_out == []
+    assert (corpus.volumes[0, 1] == -1).all()  # public DICOM CT brings no mask
+    (source,) = corpus.sources
+    assert (source.kind, source.cases, source.licence, source.lesion_masks) == (
+        "dicom",
+        1,
+        "CC BY 4.0",
+        False,
+    )
+    image = corpus.volumes[0, 0]
+    assert image.min() == -1.0 and image.max() > 0.5  # air around the body, bone in the box
+    # Ten slices of it: the site's series checks refuse it, and the reason names the folder, not a UID.
+    short = tmp_path / "short"
+    short.mkdir()
+    for path in sorted(series.glob("*.dcm"))[:10]:
+        (short / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(
+        CorpusError, match=r"no public volume could be used: short series 1: too-few-slices: 10 slices"
+    ):
+        build_corpus(CorpusRequest(SPEC, dicom=(short,)))
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "notes.txt").write_text("not an image")
+    with pytest.raises(CorpusError, match=r"--dicom .*text: no DICOM series in it"):
+        build_corpus(CorpusRequest(SPEC, dicom=(tmp_path / "text",)))
 
 
 def test_a_saved_foundation_loads_to_the_same_networks_and_its_card_tells_what_it_learnt(

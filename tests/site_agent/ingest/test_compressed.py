@@ -10,10 +10,10 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
+from shared.dicom.checks import check_series
+from shared.dicom.scan import scan
+from shared.dicom.volume import load_hu
 from shared.phantom import PhantomRequest, read_labels, write_phantom
-from site_agent.ingest.checks import check_series
-from site_agent.ingest.scan import scan
-from site_agent.ingest.volume import load_hu
 
 
 @pytest.fixture(scope="module")

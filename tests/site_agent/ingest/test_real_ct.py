@@ -11,13 +11,13 @@ import pytest
 from scipy import ndimage
 
 from shared.crop_box import GPU_BOX
+from shared.dicom.checks import check_series
+from shared.dicom.scan import scan
+from shared.dicom.volume import load_hu
 from shared.preprocessing import preprocess
 from shared.preprocessing.mediastinum import body_mask, lung_mask
 from site_agent.config import SitePreprocessing, load_site_settings
-from site_agent.ingest.checks import check_series
 from site_agent.ingest.pipeline import ingest
-from site_agent.ingest.scan import scan
-from site_agent.ingest.volume import load_hu
 from tests.conftest import real_ct_dir
 
 

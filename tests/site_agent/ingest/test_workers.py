@@ -7,11 +7,11 @@ import signal
 
 import numpy as np
 
-import site_agent.ingest.workers as workers
+import shared.dicom.workers as workers
+from shared.dicom.checks import check_series
+from shared.dicom.scan import scan
+from shared.dicom.volume import load_hu
 from shared.phantom import PhantomSummary, read_labels
-from site_agent.ingest.checks import check_series
-from site_agent.ingest.scan import scan
-from site_agent.ingest.volume import load_hu
 
 
 def _series(phantom_site: PhantomSummary):  # type: ignore[no-untyped-def]
@@ -46,7 +46,7 @@ def test_a_small_dev_shm_is_not_used(phantom_site: PhantomSummary, monkeypatch, 
     """With too little RAM disk (Docker gives 64 MB), workers write to disk instead of dying."""
     import shutil as shutil_module
 
-    import site_agent.ingest.volume as volume
+    import shared.dicom.volume as volume
 
     geometry = _series(phantom_site)
     reference = load_hu(geometry).hu.copy()

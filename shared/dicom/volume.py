@@ -20,8 +20,8 @@ import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
+from shared.dicom.checks import Geometry, SeriesRejected
 from shared.leftovers import remove_leftovers
-from site_agent.ingest.checks import Geometry, SeriesRejected
 
 HU_MIN, HU_MAX = -1024.0, 3071.0
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -121,7 +121,7 @@ def _shared_volume(shape: tuple[int, int, int], folder: Path) -> tuple[str, NDAr
 
 
 def load_hu(geometry: Geometry) -> HuVolume:
-    from site_agent.ingest.workers import chunks, cores, run_with_fallback
+    from shared.dicom.workers import chunks, cores, run_with_fallback
 
     count = len(geometry.instances)
     shape = (count, geometry.rows, geometry.columns)

@@ -35,7 +35,7 @@ def pool_for(files: int) -> ProcessPoolExecutor | None:
         discard_pool()  # a worker died (out of memory, killed): start a fresh pool
     if _pool is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["site_agent.ingest.scan", "site_agent.ingest.volume"])
+        context.set_forkserver_preload(["shared.dicom.scan", "shared.dicom.volume"])
         _pool = ProcessPoolExecutor(max_workers=min(cores(), 8), mp_context=context)
         atexit.register(_pool.shutdown, cancel_futures=True)
     return _pool

@@ -150,7 +150,7 @@ def _read_all(paths: list[Path], root: Path) -> list[Instance | str | tuple[str,
 
 def scan(root: Path) -> ScanResult:
     """Every file under `root`, grouped into series; nothing in it is trusted yet."""
-    from site_agent.ingest.workers import chunks, cores, run_with_fallback
+    from shared.dicom.workers import chunks, cores, run_with_fallback
 
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     parts = chunks(len(files), 4 * cores()) if files else []

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from site_agent.errors import SiteAgentError
-from site_agent.ingest.scan import Instance, Series
+from shared.dicom.scan import Instance, Series
+from shared.errors import FedsynthError
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -21,7 +21,7 @@ SPACING_TOLERANCE = 0.05  # fraction of the slice spacing two neighbours may dev
 TILT_TOLERANCE_DEGREES = 0.5
 
 
-class SeriesRejected(SiteAgentError):
+class SeriesRejected(FedsynthError):
     """A series failed one check. `check` is a short stable name; `detail` says what was found."""
 
     def __init__(self, check: str, detail: str, instance: Instance | None = None) -> None:
