@@ -134,20 +134,24 @@ class SiteGenerator(SettingsSection):
     """The synthetic-data generator, trained here with DP-SGD (`site-agent train`)."""
 
     backend: Literal["dpgan3d", "ldm3d", "lesionstats"] = Field(
-        "dpgan3d",
-        description='"lesionstats": a public foundation draws the anatomy and one DP release of each '
-        'class\'s lesion statistics places the lesions (needs `foundation`); "ldm3d": the foundation '
-        'fine-tuned here with DP-SGD (needs `foundation`); "dpgan3d": a 3D GAN trained from scratch.',
+        "lesionstats",
+        description='"lesionstats" (the default): a public foundation draws the anatomy and one DP '
+        'release of each class\'s lesion statistics places the lesions; "ldm3d": the foundation '
+        'fine-tuned here with DP-SGD; "dpgan3d": a 3D GAN trained from scratch (its volumes are '
+        "texture, not anatomy). Both foundation backends use the round's foundation, which the "
+        "coordinator sends, or `foundation` when the round names none.",
     )
     foundation: Path | None = Field(
         None,
-        description="Folder of the public foundation (`coordinator foundation train`) that lesionstats "
-        "and ldm3d start from; public weights cost no privacy budget.",
+        description="Folder of a public foundation (`coordinator foundation train`) for lesionstats and "
+        "ldm3d when a round names none (or for `site-agent train`); public weights cost no privacy "
+        "budget.",
     )
     foundation_sha256: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
-        description="The foundation's sha256 (its card's); a foundation that does not match is refused.",
+        description="Pin: the only foundation (its card's sha256) this site accepts, from `foundation` or "
+        "from a round; any other is refused.",
     )
     trainable: Literal["classes", "conditioning", "all"] = Field(
         "conditioning",

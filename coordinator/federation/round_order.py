@@ -34,7 +34,7 @@ class RoundOrder(BaseModel):
     )
     min_sites: int | None = Field(None, ge=1, description="default: [federation] min_sites")
     generator: Literal["dpgan3d", "ldm3d", "lesionstats"] = Field(
-        "dpgan3d", description="the generator backend every site must run (a site on another refuses)"
+        "lesionstats", description="the generator backend every site must run (a site on another refuses)"
     )
     foundation: Identifier | None = Field(
         None,

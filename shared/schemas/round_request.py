@@ -27,7 +27,7 @@ class RoundRequest(VersionedModel):
     classes: tuple[str, ...] = DEFAULT_CLASSES
     volume_shape: Shape3D = (64, 64, 64)
     spacing_mm: Spacing3D = (2.0, 2.0, 2.0)
-    generator: Identifier = "dpgan3d"
+    generator: Identifier = "lesionstats"
     # The public foundation every site starts from, named by id and by its card's sha256; the
     # coordinator sends it (`query.foundation`) to a site that does not hold it yet. None: each site
     # uses the foundation of its own settings (or, for dpgan3d, none).

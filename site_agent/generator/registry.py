@@ -27,8 +27,9 @@ def new_backend(settings: SiteSettings, device: torch.device) -> GeneratorBacken
         )
     if g.foundation is None:
         raise GeneratorError(
-            f'[generator] backend = "{g.backend}" starts from a public foundation: set [generator] '
-            "foundation to its folder (and foundation_sha256 to its hash)"
+            f'[generator] backend = "{g.backend}" starts from a public foundation, and none was given: '
+            "the coordinator names one in the round (rounds launch --foundation ID), or set [generator] "
+            'foundation to its folder for local training (or choose backend = "dpgan3d")'
         )
     foundation, sha256 = open_foundation(g.foundation, g.foundation_sha256, device)
     if g.backend == "lesionstats":

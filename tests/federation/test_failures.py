@@ -141,6 +141,7 @@ def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds
             "box": list(TEST_BOX),
             "spacing_mm": TEST_SPACING_MM,
             "min_sites": 1,
+            "generator": "dpgan3d",
         }
         launched = operator.post("/rounds", json=body)
         assert launched.status_code == 201, launched.text

@@ -53,6 +53,8 @@ def launch(fed: Federation, round_id: str, *args: str) -> subprocess.CompletedPr
         ",".join(map(str, TEST_BOX)),
         "--spacing-mm",
         str(TEST_SPACING_MM),
+        "--generator",
+        "dpgan3d",
         *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -197,6 +199,7 @@ def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_res
             "box": list(TEST_BOX),
             "spacing_mm": TEST_SPACING_MM,
             "min_sites": 2,
+            "generator": "dpgan3d",
         }
         launched = operator.post("/rounds", json=body)
         assert launched.status_code == 201, launched.text

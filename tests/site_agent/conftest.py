@@ -23,6 +23,7 @@ TINY = {
     "latent_dim = 64": "latent_dim = 8",
     "batch_size = 8": "batch_size = 4",
     "epochs = 30.0": "epochs = 3.0",
+    'backend = "lesionstats"': 'backend = "dpgan3d"',  # no foundation needed: plumbing, not images
 }
 
 

@@ -13,7 +13,12 @@ from shared.schemas import RoundRequest
 from tests.shared.test_federation_messages import _volumes, manifest_for
 
 REQUEST = RoundRequest(
-    round_id="r1", epsilon=3.0, per_class=1, volume_shape=(16, 16, 16), spacing_mm=(4.0, 4.0, 4.0)
+    round_id="r1",
+    epsilon=3.0,
+    per_class=1,
+    volume_shape=(16, 16, 16),
+    spacing_mm=(4.0, 4.0, 4.0),
+    generator="dpgan3d",
 )
 
 

@@ -22,6 +22,7 @@ def _request(**changes: object) -> RecordDict:
         "per_class": 1,
         "volume_shape": TEST_BOX,
         "spacing_mm": (TEST_SPACING_MM,) * 3,
+        "generator": "dpgan3d",
         **changes,
     }
     return synthesize_request(RoundRequest(**fields))  # type: ignore[arg-type]
