@@ -51,7 +51,6 @@ from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
 from site_agent.evaluation import evaluate_on_holdout
 from site_agent.generator.foundation_cache import (
-    ForeignFoundation,
     cached_foundation,
     receive_foundation,
     with_round_foundation,
@@ -251,8 +250,6 @@ def _explain(exc: Exception) -> tuple[RefusalReason, str]:
         return exc.reason, exc.public_detail
     if isinstance(exc, (SchemaError, ModelError)):  # the shared readers' errors: a bad request
         return "invalid_request", "the request or its model could not be read"
-    if isinstance(exc, ForeignFoundation):
-        return "invalid_request", "the round's foundation is not the one this site accepts"
     if isinstance(exc, FoundationError):
         return "invalid_request", (
             "the round's foundation is not held here, or what was sent does not match its sha256"

@@ -16,10 +16,14 @@ from pathlib import Path
 from shared.foundation.artefact import FoundationError, foundation_sha256, install_foundation
 from shared.schemas import RoundRequest
 from site_agent.config import SiteSettings
+from site_agent.errors import SiteRefusal
 
 
-class ForeignFoundation(FoundationError):
+class ForeignFoundation(SiteRefusal):
     """The round names a foundation this site's settings do not accept."""
+
+    reason = "invalid_request"
+    public_detail = "the round's foundation is not the one this site accepts"
 
 
 def accepted(settings: SiteSettings, request: RoundRequest) -> None:

@@ -103,7 +103,10 @@ def test_rounds_nothing_runs_any_more_end_failed_or_cancelled_never_stuck(tmp_pa
                 json={**order, "round_id": f"f{n}", "generator": "lesionstats", "foundation": named},
             )
             assert answer.status_code == code and said in answer.json()["detail"], answer.json()
-        dpgan = api.post("/rounds", json={**order, "round_id": "f9", "foundation": "chest-ct-cpu-v2"})
+        dpgan = api.post(
+            "/rounds",
+            json={**order, "round_id": "f9", "generator": "dpgan3d", "foundation": "chest-ct-cpu-v2"},
+        )
         assert dpgan.status_code == 422 and "dpgan3d starts from no foundation" in dpgan.text
 
         listed = {r["round_id"]: r["state"] for r in api.get("/rounds").json()}
