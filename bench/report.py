@@ -211,18 +211,19 @@ def federation(d: Json) -> list[str]:
 def generator(d: Json) -> list[str]:
     rows = [
         [
+            c.get("backend", "dpgan3d"),
             _box(c),
             "DP" if c["dp"] else "non-private",
-            c["mode"],
-            _num(c["step_s_median"]),
+            c.get("mode", "(one release)"),
+            _num(c["step_s_median"] if "step_s_median" in c else c["release_s_median"]),
             _num(c["peak_memory_mb"], 0),
             _num(c["sample_volumes_per_s"], 1),
         ]
         for c in d["configurations"]
     ]
-    return _table(
-        ["box", "training", "per-sample gradients", "step s (median)", "peak MB", "samples/s"], rows
-    )
+    header = ["backend", "box", "training", "per-sample gradients", "step s (median)", "peak MB", "samples/s"]
+    ratios = [f"- {name}: {value}x" for name, value in d.get("ratios", {}).items()]
+    return _table(header, rows) + (["", *ratios] if ratios else [])
 
 
 def diagnosis(d: Json) -> list[str]:
