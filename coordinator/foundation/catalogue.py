@@ -16,10 +16,11 @@ from pathlib import Path
 from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError
 from shared.foundation.shipped import SHIPPED_FOUNDATION
+from shared.hashing import file_sha256
 from shared.schemas import FoundationCard
 
-# shared.foundation.artefact is imported where it is used: it brings torch and MONAI, which the
-# service and the round launcher otherwise never load.
+# shared.foundation.artefact is imported only to add a foundation: it brings torch and MONAI, which
+# the service and the round launcher otherwise never load.
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,19 @@ def foundations_folder(settings: CoordinatorSettings) -> Path:
 
 def list_foundations(settings: CoordinatorSettings) -> dict[str, ListedFoundation]:
     """Every foundation a round may name, by id (the shipped one first; an added one of the same id
-    cannot exist, see `add_foundation`)."""
-    from shared.foundation.artefact import CARD, foundation_sha256
-
+    cannot exist, see `add_foundation`). A foundation's sha256 is its card's."""
     folders = [SHIPPED_FOUNDATION]
     root = foundations_folder(settings)
     if root.is_dir():
         folders += sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     listed: dict[str, ListedFoundation] = {}
     for folder in folders:
-        card = FoundationCard.read(folder / CARD)
+        path = folder / FoundationCard.FILE_NAME
+        card = FoundationCard.read(path)
         listed.setdefault(
             card.foundation_id,
             ListedFoundation(
-                card.foundation_id, foundation_sha256(folder), folder, card, folder == SHIPPED_FOUNDATION
+                card.foundation_id, file_sha256(path), folder, card, folder == SHIPPED_FOUNDATION
             ),
         )
     return listed

@@ -22,13 +22,13 @@ from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from coordinator.service.database import Database
 from coordinator.service.deps import refuse_unknown_query
 from coordinator.service.object_store import ObjectStore
-from coordinator.service.routes import audit_log, datasets, health, models, rounds, sites
+from coordinator.service.routes import audit_log, datasets, foundations, health, models, rounds, sites
 from coordinator.service.serving import ArchivePlans
 from coordinator.service.watcher import Watcher
 from shared import __version__
 
 # Routers in the order the OpenAPI document lists them.
-ROUTERS = (health, sites, rounds, datasets, models, audit_log)
+ROUTERS = (health, sites, rounds, datasets, models, foundations, audit_log)
 
 
 def create_app(

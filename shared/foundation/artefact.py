@@ -32,7 +32,7 @@ from shared.hashing import file_sha256
 from shared.schemas import SchemaError
 from shared.schemas.foundation_card import CorpusSource, FoundationCard
 
-CARD = "foundation.json"
+CARD = FoundationCard.FILE_NAME
 WEIGHTS = ("autoencoder", "denoiser")  # <name>.safetensors
 FOUNDATION_FILES = frozenset({CARD, *(f"{name}.safetensors" for name in WEIGHTS)})
 ANATOMY_FILE = f"{ANATOMY}.safetensors"

@@ -8,7 +8,7 @@ A round names a foundation by id and by the sha256 of this card, which holds the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,7 @@ class CorpusSource(_Part):
 
 class FoundationCard(VersionedModel):
     SCHEMA_NAME = "fedsynth.foundation_card"
+    FILE_NAME: ClassVar[str] = "foundation.json"  # in the foundation's folder; its sha256 is the foundation's
 
     foundation_id: Identifier
     description: str = ""

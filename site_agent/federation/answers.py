@@ -4,8 +4,8 @@
 it, verified, when the coordinator sends its files. `answer_synthesize` checks the request against
 this site's settings and ledger, trains (or resumes, or reuses) the round's DP generator, samples,
 audits, keeps the local copy and records the release, then replies with exactly the volumes of that
-local copy. `answer_evaluate` scores a received model
-on the held-out real cases and replies with metrics only.
+local copy. `answer_evaluate` scores a received model on the held-out real cases and replies with
+metrics only.
 
 Anything that goes wrong becomes a Refusal with a fixed sentence written here: an exception's own
 text stays in the site's log, because it can name local paths.
@@ -51,6 +51,7 @@ from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
 from site_agent.evaluation import evaluate_on_holdout
 from site_agent.generator.foundation_cache import (
+    accepted,
     cached_foundation,
     receive_foundation,
     with_round_foundation,
@@ -99,6 +100,7 @@ def answer_foundation(settings: SiteSettings, content: RecordDict) -> RecordDict
         request, files = read_foundation_offer(content)
         round_id = request.round_id
         check_request(settings, request)
+        accepted(settings, request)
         assert request.foundation_id is not None and request.foundation_sha256 is not None
         held = cached_foundation(settings, request.foundation_sha256) is not None
         if not held and files is not None:

@@ -47,10 +47,9 @@ def cached_foundation(settings: SiteSettings, sha256: str) -> Path | None:
 
 
 def receive_foundation(settings: SiteSettings, request: RoundRequest, files: dict[str, bytes]) -> Path:
-    """Cache the foundation the coordinator sent for `request`, refusing it (FoundationError) unless
-    its files are exactly the foundation the round names."""
+    """Cache the foundation the coordinator sent for `request` (one this site accepts), refusing it
+    (FoundationError) unless its files are exactly the foundation the round names."""
     assert request.foundation_sha256 is not None
-    accepted(settings, request)
     folder = settings.paths.foundations / request.foundation_sha256
     install_foundation(files, folder, sha256=request.foundation_sha256)
     return folder

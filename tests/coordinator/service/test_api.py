@@ -22,6 +22,7 @@ from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.service.app import create_app
 from coordinator.service.deps import Allowed, Public
 from coordinator.service.tokens import ROLES
+from shared.foundation.shipped import SHIPPED_FOUNDATION
 from shared.federation.processes import free_port
 from tests.coordinator.service.conftest import Service, write_pooled_version
 
@@ -81,6 +82,7 @@ def test_every_route_refuses_no_token_and_every_role_it_does_not_admit(service: 
         "/models/x/files/card.json",
         "/rounds/x/cancel",
         "/sites/x",
+        "/foundations",
         "/audit",
     } <= checked
 
@@ -127,6 +129,15 @@ def test_a_researcher_finds_downloads_and_verifies_only_published_sets(service: 
         assert researcher.get("/datasets/pooled/1/archive").status_code == 404
         actions = [(e["actor"], e["action"]) for e in operator.get("/audit").json()]
         assert actions[:2] == [("test-operator", "dataset.unpublish"), ("test-operator", "dataset.publish")]
+
+        # The catalogue lists the foundations rounds may name beside the sets: public knowledge,
+        # with the hash sites check and the public corpus it learnt from, never a class label.
+        (shipped,) = researcher.get("/foundations").json()
+        card = (SHIPPED_FOUNDATION / "foundation.json").read_bytes()
+        assert shipped["foundation_id"] == "chest-ct-cpu-v2" and shipped["origin"] == "shipped"
+        assert shipped["sha256"] == hashlib.sha256(card).hexdigest()
+        assert (shipped["box"], shipped["spacing_mm"], shipped["class_labels"]) == ([48, 48, 64], 4.0, False)
+        assert [s["kind"] for s in shipped["corpus"]] == ["phantom-public"]
 
 
 def test_tokens_are_stored_only_as_hashes_and_revoked_tokens_stop_working(service: Service) -> None:
