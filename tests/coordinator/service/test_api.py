@@ -22,8 +22,8 @@ from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.service.app import create_app
 from coordinator.service.deps import Allowed, Public
 from coordinator.service.tokens import ROLES
-from shared.foundation.shipped import SHIPPED_FOUNDATION
 from shared.federation.processes import free_port
+from shared.foundation.shipped import SHIPPED_FOUNDATION
 from tests.coordinator.service.conftest import Service, write_pooled_version
 
 
