@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 from numpy.typing import NDArray
 
 from shared.phantom import PhantomRequest, PhantomSummary, write_phantom
@@ -23,6 +26,49 @@ TEST_PREPROCESSING = {
     "box = [96, 96, 128]": f"box = [{', '.join(map(str, TEST_BOX))}]",
     "spacing_mm = 2.0": f"spacing_mm = {TEST_SPACING_MM}",
 }
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that `build` fills once for the whole run, whichever xdist worker asks first; the
+    other workers wait for it and share it (a session fixture alone is built once per worker, and
+    the costly ones are minutes of CPU on a 2-core machine). Nothing may write into it afterwards:
+    tests copy what they change."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's own temp folder
+    folder = root / f"built-once-{name}"
+    with FileLock(str(root / f"built-once-{name}.lock")):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a builder that failed half way
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+# Test files that take minutes, slowest first (the durations table at the end of a run). They are
+# handed out first, so no worker starts one at the end while the other has nothing left: longest
+# first is the classic schedule for two machines, and a 4-minute file started last costs 4 minutes.
+SLOW_FILES = (
+    "tests/federation/test_failures.py",
+    "tests/coordinator/test_demo.py",
+    "tests/federation/test_round.py",
+    "tests/site_agent/generator/test_training_run.py",
+    "tests/coordinator/diagnosis/test_model_cli.py",
+    "tests/site_agent/generator/test_ldm3d.py",
+    "tests/site_agent/federation/test_answers.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(SLOW_FILES)}
+    root = Path(str(config.rootpath))
+    order = {id(item): n for n, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        name = Path(str(item.path)).relative_to(root).as_posix()
+        return rank.get(name, len(SLOW_FILES)), order[id(item)]
+
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
@@ -130,14 +176,17 @@ def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
     quality."""
     from coordinator.foundation.corpus import CorpusRequest, build_corpus
     from coordinator.foundation.training import TrainingSettings, train_foundation
-    from shared.foundation.artefact import save_foundation
+    from shared.foundation.artefact import foundation_sha256, save_foundation
     from shared.foundation.networks import FoundationSpec
 
-    spec = FoundationSpec(TEST_BOX, TEST_SPACING_MM)
-    corpus = build_corpus(CorpusRequest(spec, phantom_cases=6, phantom_seed=3, matrix=64))
-    foundation = train_foundation(
-        corpus, spec, TrainingSettings("tiny-test", autoencoder_epochs=2, denoiser_epochs=4, seed=1)
-    )
-    foundation.attach_anatomy(*corpus.anatomy_bank(len(corpus)))
-    folder = tmp_path_factory.mktemp("foundation") / "tiny"
-    return TinyFoundation(folder, save_foundation(folder, foundation))
+    def build(root: Path) -> None:
+        spec = FoundationSpec(TEST_BOX, TEST_SPACING_MM)
+        corpus = build_corpus(CorpusRequest(spec, phantom_cases=6, phantom_seed=3, matrix=64))
+        foundation = train_foundation(
+            corpus, spec, TrainingSettings("tiny-test", autoencoder_epochs=2, denoiser_epochs=4, seed=1)
+        )
+        foundation.attach_anatomy(*corpus.anatomy_bank(len(corpus)))
+        save_foundation(root / "tiny", foundation)
+
+    folder = built_once(tmp_path_factory, "tiny-foundation", build) / "tiny"
+    return TinyFoundation(folder, foundation_sha256(folder))

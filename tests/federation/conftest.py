@@ -22,7 +22,7 @@ from shared.phantom import PhantomRequest, write_phantom
 from site_agent.config import SiteSettings, load_site_settings
 from site_agent.federation.keys import generate_site_key
 from site_agent.ingest.pipeline import ingest
-from tests.conftest import TEST_MATRIX, TEST_SLICE_MM
+from tests.conftest import TEST_MATRIX, TEST_SLICE_MM, built_once
 from tests.site_agent.conftest import tiny_site
 
 SITES = {"site_a": "site_a", "site_b": "site_b", "site_c": "site_c", "site_d": "site_d"}
@@ -45,38 +45,38 @@ class Hospital:
 
 
 class PhantomHospitals(dict[str, Hospital]):
-    """The phantom hospitals, each written and ingested the first time a test asks for it, so a
-    worker that runs only two-site tests builds two."""
+    """The phantom hospitals, each written and ingested the first time a test of the run asks for
+    it (once for every worker: `built_once`), so a run of two-site tests builds two."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         super().__init__()
-        self.root = root
+        self.tmp_path_factory = tmp_path_factory
 
     def __missing__(self, site_id: str) -> Hospital:
-        n = list(SITES).index(site_id)
-        dicom = self.root / f"{site_id}-dicom"
-        write_phantom(
-            PhantomRequest(
-                out=dicom,
-                cases=CASES,
-                profile=SITES[site_id],
-                seed=40 + n,
-                matrix=TEST_MATRIX,
-                slice_mm=TEST_SLICE_MM,
-                balanced=True,
+        def build(root: Path) -> None:
+            write_phantom(
+                PhantomRequest(
+                    out=root / "dicom",
+                    cases=CASES,
+                    profile=SITES[site_id],
+                    seed=40 + list(SITES).index(site_id),
+                    matrix=TEST_MATRIX,
+                    slice_mm=TEST_SLICE_MM,
+                    balanced=True,
+                )
             )
-        )
-        config = tiny_site(self.root / site_id, site_id)
-        settings = load_site_settings(config)
-        generate_site_key(settings.federation.private_key)
-        ingest(settings, dicom, labels_csv=dicom / "labels.csv")
-        self[site_id] = hospital = Hospital(site_id, config, dicom)
+            settings = load_site_settings(tiny_site(root / site_id, site_id))
+            generate_site_key(settings.federation.private_key)
+            ingest(settings, root / "dicom", labels_csv=root / "dicom" / "labels.csv")
+
+        root = built_once(self.tmp_path_factory, f"hospital-{site_id}", build)
+        self[site_id] = hospital = Hospital(site_id, root / site_id / "site.toml", root / "dicom")
         return hospital
 
 
 @pytest.fixture(scope="session")
 def hospitals(tmp_path_factory: pytest.TempPathFactory) -> PhantomHospitals:
-    return PhantomHospitals(tmp_path_factory.mktemp("hospitals"))
+    return PhantomHospitals(tmp_path_factory)
 
 
 class Federation:

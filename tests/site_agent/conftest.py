@@ -13,8 +13,9 @@ from site_agent.config import SiteSettings, load_site_settings
 from site_agent.generator.training_run import TrainedRun, train_generator
 from site_agent.ingest.pipeline import ingest
 from site_agent.ingest.pseudonyms import SECRET_FILE
+from site_agent.privacy.ledger import Ledger
 from site_agent.site_toml import write_site_toml
-from tests.conftest import TEST_MATRIX, TEST_PREPROCESSING, TEST_SLICE_MM
+from tests.conftest import TEST_MATRIX, TEST_PREPROCESSING, TEST_SLICE_MM, built_once
 
 # A tiny generator: the tests check accounting, files and privacy, not image quality.
 TINY = {
@@ -53,9 +54,7 @@ class TrainedSite:
         return TrainedSite(to / self.config.name, self.dicom, self.run)
 
 
-@pytest.fixture(scope="session")
-def trained_site(tmp_path_factory: pytest.TempPathFactory) -> TrainedSite:
-    root = tmp_path_factory.mktemp("generator")
+def _build_trained_site(root: Path) -> None:
     dicom = root / "dicom"
     write_phantom(
         PhantomRequest(
@@ -68,13 +67,23 @@ def trained_site(tmp_path_factory: pytest.TempPathFactory) -> TrainedSite:
             balanced=True,
         )
     )
-    config = tiny_site(root / "site")
-    settings = load_site_settings(config)
+    settings = load_site_settings(tiny_site(root / "site"))
     # A fixed pseudonym key: the holdout draw is keyed by it, and with a fresh random key 1 run in
     # 80 held out 10 or more of the 24 patients, enough to estimate what the tests expect not to be.
     settings.paths.store.mkdir(parents=True, exist_ok=True)
     (settings.paths.store / SECRET_FILE).write_bytes(bytes(range(32)))
     (settings.paths.store / SECRET_FILE).chmod(0o600)
     ingest(settings, dicom, labels_csv=dicom / "labels.csv")
-    run = train_generator(settings, epsilon=4.0)
-    return TrainedSite(config, dicom, run)
+    train_generator(settings, epsilon=4.0)
+
+
+@pytest.fixture(scope="session")
+def trained_site(tmp_path_factory: pytest.TempPathFactory) -> TrainedSite:
+    """A site with 24 phantom patients and one finished run at epsilon 4, built once per test run
+    and shared by every worker: a test that spends or writes works on `.copy()`."""
+    root = built_once(tmp_path_factory, "trained-site", _build_trained_site)
+    settings = load_site_settings(root / "site" / "site.toml")
+    (run_id,) = Ledger(settings.paths.ledger).runs()
+    return TrainedSite(
+        root / "site" / "site.toml", root / "dicom", TrainedRun.read(settings.paths.models / run_id)
+    )

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from shared.crop_box import CPU_BOX
 from shared.diagnosis.dataset import load_dataset
 from shared.synthetic_set import verify_synthetic_set
+from tests.conftest import TEST_BOX, TEST_SPACING_MM
 
 
 def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,9 +25,14 @@ def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
 def phantom_sets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("phantom-datasets")
     train, test = root / "train", root / "external"
-    made = coordinator("phantom-dataset", str(train), "--cases", "12", "--seed", "3", "--profile", "site_a")
+    size = ("--box", ",".join(map(str, TEST_BOX)), "--spacing-mm", str(TEST_SPACING_MM))
+    made = coordinator(
+        "phantom-dataset", str(train), "--cases", "12", "--seed", "3", "--profile", "site_a", *size
+    )
     assert made.returncode == 0, made.stderr
-    made = coordinator("phantom-dataset", str(test), "--cases", "12", "--seed", "4", "--profile", "external")
+    made = coordinator(
+        "phantom-dataset", str(test), "--cases", "12", "--seed", "4", "--profile", "external", *size
+    )
     assert made.returncode == 0, made.stderr
     return train, test
 
@@ -36,7 +41,7 @@ def test_phantom_dataset_is_a_verified_set_in_the_shared_layout(phantom_sets: tu
     train, _ = phantom_sets
     assert verify_synthetic_set(train) == 3 + 2 * 12  # dataset.json, card.json, labels.csv, images, masks
     data = load_dataset(train)
-    assert data.images.shape == (12, *CPU_BOX) and data.masks.shape == (12, *CPU_BOX)
+    assert data.images.shape == (12, *TEST_BOX) and data.masks.shape == (12, *TEST_BOX)
     assert data.images.min() >= -1 and data.images.max() <= 1
     assert sorted(set(data.labels.tolist())) == list(range(6))  # balanced: every class present
     lesions = [data.masks[i].sum() for i in range(12) if data.card.classes[data.labels[i]] != "normal"]
@@ -55,7 +60,7 @@ def test_train_then_evaluate_writes_a_readable_card_report_and_plots(
     )
     assert trained.returncode == 0, trained.stderr
     metadata = json.loads((model / "metadata.json").read_text())
-    assert metadata["classes"][0] == "normal" and metadata["input"]["box"] == list(CPU_BOX)
+    assert metadata["classes"][0] == "normal" and metadata["input"]["box"] == list(TEST_BOX)
     assert metadata["training"]["dataset_id"] == json.loads((train / "card.json").read_text())["dataset_id"]
     assert metadata["training"]["epochs_run"] == 2 and set(metadata["weights_sha256"]) == {
         "classifier",

@@ -14,6 +14,7 @@ SECRET_NAME = "ZZSECRET^PATIENTNAME"
 SECRET_ID = "MRN-ZZ998877"
 SECRET_ACCESSION = "ACC-ZZ5544"
 SECRET_FOLDER = "DOE_JOHN_MRN12345"
+INVALID_UID = "1.2.826.0.1.ZZINVALID_UID.7"  # letters and an underscore: not a valid UID
 
 
 def _site_agent(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,14 +37,18 @@ def test_nothing_identifying_leaves_the_dicom_files(tmp_path: Path, site_config:
             defects=True,
         )
     )
-    secrets = {SECRET_NAME, SECRET_ID, SECRET_ACCESSION, SECRET_FOLDER, "PHANTOM", "FSPH-"}
-    for path in export.rglob("*"):
+    secrets = {SECRET_NAME, SECRET_ID, SECRET_ACCESSION, SECRET_FOLDER, "PHANTOM", "FSPH-", INVALID_UID}
+    invalid: dict[str, str] = {}  # one series gets a UID pydicom finds invalid (pydicom would print it)
+    for path in sorted(export.rglob("*")):
         if path.is_file() and path.suffix not in (".csv", ".gz", ".png"):
             try:
                 ds = pydicom.dcmread(path)
             except Exception:
                 continue  # the truncated defect file
             ds.PatientName, ds.PatientID, ds.AccessionNumber = SECRET_NAME, SECRET_ID, SECRET_ACCESSION
+            invalid.setdefault(str(ds.SeriesInstanceUID), INVALID_UID)
+            if str(ds.SeriesInstanceUID) in invalid:
+                ds.SeriesInstanceUID = invalid[str(ds.SeriesInstanceUID)]
             secrets |= {str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)}
             ds.save_as(path)
         if path.is_file():
