@@ -15,6 +15,7 @@ module holds the two bases and draws the whole tree.
                +-- BudgetExceeded   privacy.budget: over the cap                     (budget)
                +-- ExportRefused    synthetic.export: the audit or policy blocked it (audit)
                +-- TrainingBlocked  generator.training_run: an unfinished run        (not_ready)
+               |    +-- TrainingInProgress  generator.training_run: another one trains now
                +-- GeneratorError   generator.backend: no generator can be had       (not_ready)
                +-- ForeignFoundation  generator.foundation_cache: not the pinned one (invalid_request)
                +-- EvaluationError  evaluation: nothing to score a model on          (not_ready)

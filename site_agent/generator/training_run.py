@@ -14,11 +14,14 @@ that never finishes stays charged in full.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +50,33 @@ class TrainingBlocked(SiteRefusal):
 
     reason = "not_ready"
     public_detail = "an unfinished training run of another round must be resumed or abandoned first"
+
+
+class TrainingInProgress(TrainingBlocked):
+    """Another process is training on this site right now."""
+
+    public_detail = "another training run is in progress at this site"
+
+
+@contextmanager
+def _training_alone(settings: SiteSettings) -> Iterator[None]:
+    """One training process at a time per site: a second `site-agent train`, or a round's, started
+    while one runs would resume that live run and train and complete it twice. The OS drops the
+    lock with its process, so a killed run can be resumed at once."""
+    path = settings.paths.ledger.with_name(".training.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingInProgress(
+                "another training run is in progress at this site (`site-agent train` or a round); "
+                "wait for it to finish, or stop it and train again to resume it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 @dataclass(frozen=True)
@@ -108,85 +138,88 @@ def train_generator(
 ) -> TrainedRun:
     """Train one generator at `epsilon` (inf: without DP, benchmarks only). `delta_ceiling` lowers
     the site's own delta ceiling for this run (a round may ask for a smaller delta, never a larger one)."""
-    gen = settings.generator
-    with CaseStore(settings.paths.store) as store:
-        data = load_training_set(store, settings.classes)
-    ceiling = settings.privacy.delta if delta_ceiling is None else min(settings.privacy.delta, delta_ceiling)
-    backend = new_backend(settings, choose_device(settings.compute.device))
-    # A backend that releases once reads every patient in a single step: the Gaussian mechanism.
-    batch_size, run_epochs = (
-        (len(data), 1.0) if backend.releases_once else (gen.batch_size, epochs or gen.epochs)
-    )
-    fresh = DPRun.plan(
-        epsilon=epsilon,
-        patients=len(data),
-        batch_size=batch_size,
-        epochs=run_epochs,
-        delta_ceiling=ceiling,
-        accountant=settings.privacy.accountant,
-    )
-    ledger = Ledger(settings.paths.ledger)
-    run = _resumable(ledger, round_id=round_id, epsilon=epsilon, abandon=abandon)
-    resumed = run is not None
-    if run is None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        run = reserve(
-            settings,
-            run_id=f"{round_id}-{stamp}",
-            round_id=round_id,
-            plan=fresh,
-            max_grad_norm=gen.max_grad_norm,
+    with _training_alone(settings):
+        gen = settings.generator
+        with CaseStore(settings.paths.store) as store:
+            data = load_training_set(store, settings.classes)
+        ceiling = (
+            settings.privacy.delta if delta_ceiling is None else min(settings.privacy.delta, delta_ceiling)
         )
-    # A resumed run trains exactly what was reserved, whatever the settings say now.
-    dp = run.plan if run.private else fresh
-    plan = TrainingPlan(
-        mechanism=dp.mechanism,
-        max_grad_norm=run.max_grad_norm,
-        batch_size=batch_size,
-        steps=dp.steps,
-        accountant=dp.accountant,
-        # From the OS's CSPRNG, never from anything that leaves the site: the batches and the DP
-        # noise are drawn from generators seeded with it, and a seed an attacker could guess (it
-        # was a 32-bit hash of the run id) would let them subtract the noise. A resumed run takes
-        # its batch draws from its checkpoint and fresh noise from this new seed.
-        seed=secrets.randbits(63),
-    )
+        backend = new_backend(settings, choose_device(settings.compute.device))
+        # A backend that releases once reads every patient in a single step: the Gaussian mechanism.
+        batch_size, run_epochs = (
+            (len(data), 1.0) if backend.releases_once else (gen.batch_size, epochs or gen.epochs)
+        )
+        fresh = DPRun.plan(
+            epsilon=epsilon,
+            patients=len(data),
+            batch_size=batch_size,
+            epochs=run_epochs,
+            delta_ceiling=ceiling,
+            accountant=settings.privacy.accountant,
+        )
+        ledger = Ledger(settings.paths.ledger)
+        run = _resumable(ledger, round_id=round_id, epsilon=epsilon, abandon=abandon)
+        resumed = run is not None
+        if run is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            run = reserve(
+                settings,
+                run_id=f"{round_id}-{stamp}",
+                round_id=round_id,
+                plan=fresh,
+                max_grad_norm=gen.max_grad_norm,
+            )
+        # A resumed run trains exactly what was reserved, whatever the settings say now.
+        dp = run.plan if run.private else fresh
+        plan = TrainingPlan(
+            mechanism=dp.mechanism,
+            max_grad_norm=run.max_grad_norm,
+            batch_size=batch_size,
+            steps=dp.steps,
+            accountant=dp.accountant,
+            # From the OS's CSPRNG, never from anything that leaves the site: the batches and the DP
+            # noise are drawn from generators seeded with it, and a seed an attacker could guess (it
+            # was a 32-bit hash of the run id) would let them subtract the noise. A resumed run takes
+            # its batch draws from its checkpoint and fresh noise from this new seed.
+            seed=secrets.randbits(63),
+        )
 
-    folder = settings.paths.models / run.run_id
-    checkpoints = FileCheckpointer(folder, every_seconds=gen.checkpoint_seconds)
+        folder = settings.paths.models / run.run_id
+        checkpoints = FileCheckpointer(folder, every_seconds=gen.checkpoint_seconds)
 
-    last_report = [0.0]
+        last_report = [0.0]
 
-    def on_step(report: StepReport) -> None:
-        # The accountant's answer costs milliseconds: ask it at most twice a second, not every step.
-        now = time.monotonic()
-        if progress is None or (now - last_report[0] < PROGRESS_SECONDS and report.step < report.steps):
-            return
-        last_report[0] = now
-        progress(report, dp.epsilon_after(report.steps_charged))
+        def on_step(report: StepReport) -> None:
+            # The accountant's answer costs milliseconds: ask it at most twice a second, not every step.
+            now = time.monotonic()
+            if progress is None or (now - last_report[0] < PROGRESS_SECONDS and report.step < report.steps):
+                return
+            last_report[0] = now
+            progress(report, dp.epsilon_after(report.steps_charged))
 
-    charged = backend.train(data, plan, checkpoints=checkpoints, on_step=on_step)
-    if dp.private and charged != dp.steps:
-        raise FedsynthError(f"the accountant recorded {charged} steps, the plan was {dp.steps}")
-    weights_sha = backend.save(folder)
-    privacy = dp.spend(max_grad_norm=run.max_grad_norm)
-    write_review(backend, data=data, folder=folder / "review")
-    result = TrainedRun(
-        run_id=run.run_id,
-        round_id=run.round_id,
-        patients=len(data),
-        privacy=privacy,
-        generator=generator_info(backend, weights_sha),
-        box=settings.preprocessing.box,
-        spacing_mm=settings.preprocessing.spacing_mm,
-        classes=settings.classes,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        resumed=resumed,
-    )
-    result.write(folder)
-    ledger.complete(run.run_id, steps=privacy.steps, epsilon=privacy.epsilon)
-    checkpoints.remove()
-    return result
+        charged = backend.train(data, plan, checkpoints=checkpoints, on_step=on_step)
+        if dp.private and charged != dp.steps:
+            raise FedsynthError(f"the accountant recorded {charged} steps, the plan was {dp.steps}")
+        weights_sha = backend.save(folder)
+        privacy = dp.spend(max_grad_norm=run.max_grad_norm)
+        write_review(backend, data=data, folder=folder / "review")
+        result = TrainedRun(
+            run_id=run.run_id,
+            round_id=run.round_id,
+            patients=len(data),
+            privacy=privacy,
+            generator=generator_info(backend, weights_sha),
+            box=settings.preprocessing.box,
+            spacing_mm=settings.preprocessing.spacing_mm,
+            classes=settings.classes,
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            resumed=resumed,
+        )
+        result.write(folder)
+        ledger.complete(run.run_id, steps=privacy.steps, epsilon=privacy.epsilon)
+        checkpoints.remove()
+        return result
 
 
 def generator_info(backend: GeneratorBackend, weights_sha256: str) -> GeneratorInfo:

@@ -16,11 +16,11 @@ from site_agent.config import load_site_settings
 from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
 
 
-# The demo's own code path with fewer epochs, set the way an operator would, by variable: DP epochs
-# per site for a site that trains by steps (the noise is calibrated to the same epsilon for the
-# steps that run), and epochs of the shared diagnostic model; `scripts/demo` uses 30 of each.
+# The demo's own code path with fewer DP epochs per site, set the way an operator would, by
+# variable (the noise is calibrated to the same epsilon for the steps that run), so the suite
+# spends less time training; `scripts/demo` uses 30.
 def fewer_epochs() -> dict[str, str]:
-    return {**os.environ, "FEDSYNTH_GENERATOR__EPOCHS": "3", "FEDSYNTH_FEDERATION__DIAGNOSIS_EPOCHS": "4"}
+    return {**os.environ, "FEDSYNTH_GENERATOR__EPOCHS": "3"}
 
 
 def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
@@ -89,8 +89,6 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(
     assert {(c.generator.backend, c.generator.foundation_sha256) for c in card.sites} == {
         ("lesionstats", tiny_foundation.sha256)
     }
-    model = out / "coordinator" / "data" / "rounds" / "demo-round-1" / "model" / "metadata.json"
-    assert json.loads(model.read_text())["training"]["epochs_run"] <= 4  # the variable reached the round
     for name in ("montage.png", "roc.png", "site_metrics.png"):
         assert (out / "report" / name).stat().st_size > 1000
     # The round went through the service: launched by the demo's operator token, and the pooled

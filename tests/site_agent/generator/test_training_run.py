@@ -19,7 +19,7 @@ from site_agent.config import load_site_settings
 from site_agent.generator.backend import StepReport, TrainingPlan
 from site_agent.generator.checkpoints import FileCheckpointer
 from site_agent.generator.registry import new_backend
-from site_agent.generator.training_run import train_generator
+from site_agent.generator.training_run import TrainingInProgress, train_generator
 from site_agent.generator.training_set import load_training_set
 from site_agent.ingest.store import CaseStore
 from site_agent.privacy.budget import BudgetExceeded, current_spend
@@ -128,6 +128,11 @@ def test_a_run_killed_mid_training_resumes_without_charging_twice(
             checkpoint = found[0] if found else None
             time.sleep(0.05)
         assert checkpoint is not None, "training never wrote a checkpoint"
+        # While it trains, no second training may start: it would resume this live run.
+        ledger_while_training = settings.paths.ledger.read_bytes()
+        with pytest.raises(TrainingInProgress, match="another training run is in progress at this site"):
+            train_generator(settings, epsilon=3.0, epochs=3)
+        assert settings.paths.ledger.read_bytes() == ledger_while_training
         os.kill(first.pid, signal.SIGKILL)
     finally:
         first.wait()
