@@ -105,10 +105,24 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(
     assert _processes_mentioning(str(out)) == []  # nothing it started outlives it
 
 
-def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path, tiny_foundation: TinyFoundation) -> None:
     out = tmp_path / "demo"
+    size = ["--box", ",".join(map(str, TEST_BOX)), "--spacing-mm", str(TEST_SPACING_MM)]
+    size += ["--foundation", str(tiny_foundation.folder)]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "coordinator", "demo", "--out", str(out), "--sites", "1", "--cases", "12"],
+        [
+            sys.executable,
+            "-m",
+            "coordinator",
+            "demo",
+            "--out",
+            str(out),
+            "--sites",
+            "1",
+            "--cases",
+            "12",
+            *size,
+        ],
         env=fewer_epochs(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
