@@ -167,6 +167,18 @@ def _lesionstats(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in a process of its own, so that its peak memory is its own."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.generator", "--case", json.dumps(case)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,13 +209,7 @@ def main() -> None:
                 "mode": mode,
                 "steps": args.steps + WARMUP,
             }
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.generator", "--case", json.dumps(case)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row = _run_case(case)
             results.append(row)
             print(
                 f"{box_text(box)} batch {batch} {'DP ' + mode if dp else 'non-private'}: step "
@@ -216,23 +222,17 @@ def main() -> None:
         rows = {(r["dp"], r["mode"]): r for r in results if r["box"] == list(box)}
         plain = rows[(False, "hooks")]
         for mode in ("hooks", "functorch"):
-            dp = rows[(True, mode)]
+            private = rows[(True, mode)]
             ratios[f"{box_text(box)} DP {mode} / non-private step time"] = round(
-                dp["step_s_median"] / plain["step_s_median"], 2
+                private["step_s_median"] / plain["step_s_median"], 2
             )
             ratios[f"{box_text(box)} DP {mode} / non-private peak memory"] = round(
-                dp["peak_memory_mb"] / max(plain["peak_memory_mb"], 1.0), 2
+                private["peak_memory_mb"] / max(plain["peak_memory_mb"], 1.0), 2
             )
     released = {}
     for dp in (False, True):
         case = {"backend": "lesionstats", "patients": 64, "dp": dp, "steps": args.steps + WARMUP}
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.generator", "--case", json.dumps(case)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row = _run_case(case)
         released[dp] = row
         results.append(row)
         print(

@@ -48,6 +48,7 @@ from shared.federation.messages import (
     EVALUATE,
     FOUNDATION,
     SYNTHESIZE,
+    SiteAnswer,
     evaluate_request,
     foundation_offer,
     synthesize_request,
@@ -172,13 +173,8 @@ class RoundRunner:
         answered: list[str] = []
 
         def handle(reply: Reply) -> None:
-            result = self.report.sites.setdefault(reply.site_id, SiteResult())
-            answer = reply.answer
-            if answer is not None and answer.budget is not None:
-                result.budget = answer.budget
-            if (declined := _declined(reply)) is not None or answer is None:
-                result.synthesis, result.reason = declined or ("missing", reply.error)
-            else:
+            result, answer = self._result_of(reply)
+            if answer is not None:
                 try:
                     items = validate_synthetic(answer, request, reply.site_id)
                     assert answer.manifest is not None
@@ -195,6 +191,18 @@ class RoundRunner:
         self._exchange(nodes, outgoing, handle, "synthesis")
         return answered
 
+    def _result_of(self, reply: Reply) -> tuple[SiteResult, SiteAnswer | None]:
+        """The replying site's result, with the budget the reply reports, and the site's answer; an
+        answer of None means the site declined or did not answer, and the result says why."""
+        result = self.report.sites.setdefault(reply.site_id, SiteResult())
+        answer = reply.answer
+        if answer is not None and answer.budget is not None:
+            result.budget = answer.budget
+        if (declined := _declined(reply)) is not None:
+            result.synthesis, result.reason = declined
+            return result, None
+        return result, answer
+
     def _distribute(self, nodes: dict[int, str]) -> dict[int, str]:
         """The sites that hold the round's foundation, once each that lacked it has been sent it.
         A site sent it only if it says it lacks it: sites cache foundations by sha256."""
@@ -205,22 +213,19 @@ class RoundRunner:
         lacking: dict[int, str] = {}
 
         def handle(reply: Reply) -> None:
-            result = self.report.sites.setdefault(reply.site_id, SiteResult())
-            answer = reply.answer
-            if answer is not None and answer.budget is not None:
-                result.budget = answer.budget
-            if (declined := _declined(reply)) is not None or answer is None:
-                result.synthesis, result.reason = declined or ("missing", reply.error)
-            elif (
-                answer.foundation is None
-                or answer.foundation.foundation_sha256 != request.foundation_sha256
-                or answer.foundation.site_id != reply.site_id
-            ):
-                result.synthesis, result.reason = "rejected", "its foundation answer is about another one"
-            elif answer.foundation.held:
-                holders[reply.node_id] = reply.site_id
-            else:
-                lacking[reply.node_id] = reply.site_id
+            result, answer = self._result_of(reply)
+            if answer is not None:  # else the site declined or did not answer: its result says why
+                held = answer.foundation
+                if (
+                    held is None
+                    or held.foundation_sha256 != request.foundation_sha256
+                    or held.site_id != reply.site_id
+                ):
+                    result.synthesis, result.reason = "rejected", "its foundation answer is about another one"
+                elif held.held:
+                    holders[reply.node_id] = reply.site_id
+                else:
+                    lacking[reply.node_id] = reply.site_id
             self._save()
 
         timeout = self.plan.synthesis_timeout_s
