@@ -60,6 +60,14 @@ def test_a_site_is_sent_the_foundation_once_checks_it_caches_it_and_trains_from_
     assert foundation_files(cached) == foundation_files(tiny_foundation.folder)
     again = read_reply(answer_foundation(settings, foundation_offer(request, None))).foundation
     assert again is not None and again.held  # asked next round, it says so and is sent nothing
+    # A cached folder that is no longer what its name says (edited by hand) is replaced when sent.
+    (cached / "foundation.json").write_text("{}")
+    stale = read_reply(answer_foundation(settings, foundation_offer(request, None))).foundation
+    assert stale is not None and not stale.held
+    offer = foundation_offer(request, foundation_files(tiny_foundation.folder))
+    resent = read_reply(answer_foundation(settings, offer)).foundation
+    assert resent is not None and resent.held
+    assert foundation_files(cached) == foundation_files(tiny_foundation.folder)
 
     answer = read_reply(answer_synthesize(settings, synthesize_request(request)))
     assert answer.manifest is not None, answer.refusal
