@@ -28,11 +28,18 @@ TEST_PREPROCESSING = {
 }
 
 
+# What a reader of a shared folder leaves behind for a moment: SQLite's write-ahead log and shared
+# memory appear while any process has the case store open and vanish when it closes (the builder
+# closed it, so all the data is in the database itself). A copy leaves them out, or it would race
+# another worker's reader.
+TRANSIENT = shutil.ignore_patterns("*-wal", "*-shm")
+
+
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder that `build` fills once for the whole run, whichever xdist worker asks first; the
     other workers wait for it and share it (a session fixture alone is built once per worker, and
     the costly ones are minutes of CPU on a 2-core machine). Nothing may write into it afterwards:
-    tests copy what they change."""
+    tests copy what they change (with `ignore=TRANSIENT`)."""
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's own temp folder
     folder = root / f"built-once-{name}"

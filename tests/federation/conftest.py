@@ -22,7 +22,7 @@ from shared.phantom import PhantomRequest, write_phantom
 from site_agent.config import SiteSettings, load_site_settings
 from site_agent.federation.keys import generate_site_key
 from site_agent.ingest.pipeline import ingest
-from tests.conftest import TEST_MATRIX, TEST_SLICE_MM, built_once
+from tests.conftest import TEST_MATRIX, TEST_SLICE_MM, TRANSIENT, built_once
 from tests.site_agent.conftest import tiny_site
 
 SITES = {"site_a": "site_a", "site_b": "site_b", "site_c": "site_c", "site_d": "site_d"}
@@ -99,7 +99,7 @@ class Federation:
         """A private copy of a phantom hospital, with the coordinator's CA and optional edits."""
         source = self.source[site_id]
         folder = self.root / "sites" / site_id
-        shutil.copytree(source.config.parent, folder)
+        shutil.copytree(source.config.parent, folder, ignore=TRANSIENT)
         config = folder / source.config.name
         text = config.read_text()
         for old, new in site_toml.items():

@@ -15,7 +15,7 @@ from site_agent.ingest.pipeline import ingest
 from site_agent.ingest.pseudonyms import SECRET_FILE
 from site_agent.privacy.ledger import Ledger
 from site_agent.site_toml import write_site_toml
-from tests.conftest import TEST_MATRIX, TEST_PREPROCESSING, TEST_SLICE_MM, built_once
+from tests.conftest import TEST_MATRIX, TEST_PREPROCESSING, TEST_SLICE_MM, TRANSIENT, built_once
 
 # A tiny generator: the tests check accounting, files and privacy, not image quality.
 TINY = {
@@ -50,7 +50,7 @@ class TrainedSite:
 
     def copy(self, to: Path) -> TrainedSite:
         """A private copy a test may spend from (relative paths in site.toml follow the folder)."""
-        shutil.copytree(self.config.parent, to)
+        shutil.copytree(self.config.parent, to, ignore=TRANSIENT)
         return TrainedSite(to / self.config.name, self.dicom, self.run)
 
 
