@@ -19,16 +19,23 @@ ENHANCED_CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 POSITION_TOLERANCE_MM = 0.01
 SPACING_TOLERANCE = 0.05  # fraction of the slice spacing two neighbours may deviate by
 TILT_TOLERANCE_DEGREES = 0.5
+# The largest matrix a slice may claim. CT is reconstructed at 512 or 1024, rarely 2048; a header
+# that claims more is broken or hostile, and believing it would allocate gigabytes before a single
+# pixel was read.
+MAX_MATRIX = 4096
 
 
 class SeriesRejected(FedsynthError):
     """A series failed one check. `check` is a short stable name; `detail` says what was found."""
 
-    def __init__(self, check: str, detail: str, instance: Instance | None = None) -> None:
+    def __init__(
+        self, check: str, detail: str, instance: Instance | None = None, others: tuple[Instance, ...] = ()
+    ) -> None:
         super().__init__(f"{check}: {detail}")
         self.check = check
         self.detail = detail
         self.instance = instance
+        self.others = others  # more files that failed the same check (several truncated files)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ def check_series(series: Series, *, min_slices: int) -> Geometry:
         for name in ("position", "orientation", "pixel_spacing", "rows", "columns"):
             if getattr(inst, name) is None:
                 raise SeriesRejected("missing-attribute", f"an instance has no usable {name}", inst)
+        if not (0 < inst.rows <= MAX_MATRIX and 0 < inst.columns <= MAX_MATRIX):  # type: ignore[operator]
+            raise SeriesRejected(
+                "matrix", f"the header claims {inst.rows}x{inst.columns} pixels (at most {MAX_MATRIX})", inst
+            )
     if len(instances) < min_slices:
         raise SeriesRejected(
             "too-few-slices", f"{len(instances)} slices, fewer than the {min_slices} required"

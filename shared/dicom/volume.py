@@ -54,13 +54,12 @@ def lps_affine(geometry: Geometry) -> NDArray[np.float64]:
 def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> bytes:
     """Decode slice `index` into `out` (rows x columns) as HU; return the SHA-256 of its pixel bytes."""
     instance = geometry.instances[index]
+    ds = None
     try:
         ds = pydicom.dcmread(instance.path)
         raw = ds.pixel_array
     except Exception as exc:  # any decoder failure is this file's fault, not the run's
-        raise SeriesRejected(
-            "pixel-data", f"pixel data cannot be decoded ({type(exc).__name__})", instance
-        ) from None
+        raise SeriesRejected("pixel-data", _why_undecodable(ds, geometry, exc), instance) from None
     if raw.shape != (geometry.rows, geometry.columns):
         raise SeriesRejected(
             "pixel-data",
@@ -78,25 +77,46 @@ def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> by
     return hashlib.sha256(ds.PixelData).digest()
 
 
+def _why_undecodable(ds: pydicom.Dataset | None, geometry: Geometry, exc: Exception) -> str:
+    """What is wrong with a file whose pixels cannot be decoded, in words that name no value of
+    it: a truncated file (the commonest case, a copy cut short) says how much of it is there."""
+    if ds is None:
+        return f"the file cannot be read to its end ({type(exc).__name__}): truncated or damaged"
+    if "PixelData" not in ds:
+        return "the file has no pixel data"
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or not syntax.is_compressed:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        expected = geometry.rows * geometry.columns * bits // 8
+        held = len(ds.PixelData)
+        if held < expected:
+            return f"the file is truncated: it holds {held} of the {expected} bytes of pixel data"
+    return f"pixel data cannot be decoded ({type(exc).__name__})"
+
+
+# What a slice that failed sends back from a worker: (index, check, detail). An exception with
+# extra fields does not survive the trip back from a worker process.
+Failure = tuple[int, str, str]
+
+
 def _decode_range(
     geometry: Geometry, indices: range, shared_path: str | None, out: NDArray[np.float32] | None
-) -> list[bytes] | tuple[int, str, str]:
-    """Decode `indices` into `out` or into the memory-mapped file `shared_path`.
-
-    Returns the pixel digests, or (index, check, detail) for the first slice that failed: an
-    exception with extra fields does not survive the trip back from a worker process.
-    """
+) -> tuple[list[bytes], list[Failure]]:
+    """Decode `indices` into `out` or into the memory-mapped file `shared_path`: the pixel digests
+    of the slices decoded, and every slice that failed (so that a report names all the broken
+    files of a series, not only the first)."""
     shape = (len(geometry.instances), geometry.rows, geometry.columns)
     target = out if shared_path is None else np.memmap(shared_path, dtype=np.float32, mode="r+", shape=shape)
-    digests = []
+    digests: list[bytes] = []
+    failures: list[Failure] = []
     for index in indices:
         try:
             digests.append(decode_slice(geometry, index, target[index]))  # type: ignore[index]
         except SeriesRejected as exc:
-            return (index, exc.check, exc.detail)
+            failures.append((index, exc.check, exc.detail))
     if isinstance(target, np.memmap):
         target.flush()
-    return digests
+    return digests, failures
 
 
 def _shared_folder(size: int) -> Path | None:
@@ -127,12 +147,12 @@ def load_hu(geometry: Geometry) -> HuVolume:
     shape = (count, geometry.rows, geometry.columns)
     slices: NDArray[np.float32] = np.empty(0, dtype=np.float32)
 
-    def local() -> list[list[bytes] | tuple[int, str, str]]:
+    def local() -> list[tuple[list[bytes], list[Failure]]]:
         nonlocal slices
         slices = np.empty(shape, dtype=np.float32)
         return [_decode_range(geometry, range(count), None, slices)]
 
-    def pooled(pool: ProcessPoolExecutor) -> list[list[bytes] | tuple[int, str, str]]:
+    def pooled(pool: ProcessPoolExecutor) -> list[tuple[list[bytes], list[Failure]]]:
         # Workers decode straight into one shared map; nothing is copied back.
         nonlocal slices
         folder = _shared_folder(int(np.prod(shape)) * 4)
@@ -150,12 +170,14 @@ def load_hu(geometry: Geometry) -> HuVolume:
             os.unlink(path)  # the mapping stays valid; the memory goes when the array does
 
     outcomes = run_with_fallback(pooled, local, count)
-    digests: list[bytes] = []
-    for outcome in outcomes:
-        if isinstance(outcome, tuple):
-            index, check, detail = outcome
-            raise SeriesRejected(check, detail, geometry.instances[index])
-        digests.extend(outcome)
+    digests = [digest for decoded, _ in outcomes for digest in decoded]
+    failures = [failure for _, failed in outcomes for failure in failed]
+    if failures:
+        index, check, detail = failures[0]
+        others = tuple(geometry.instances[i] for i, _, _ in failures[1:])
+        if others:
+            detail += f"; {len(others)} more file(s) of the series fail the same way"
+        raise SeriesRejected(check, detail, geometry.instances[index], others)
     digest = hashlib.sha256()
     for instance, pixel_digest in zip(geometry.instances, digests, strict=True):
         digest.update(instance.sop_uid.encode())

@@ -13,7 +13,13 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from shared.cli_support import console, friendly_errors
+from shared.cli_support import (
+    EXIT_ALL_STORED,
+    EXIT_NOTHING_STORED,
+    EXIT_SOME_REFUSED,
+    console,
+    friendly_errors,
+)
 from site_agent.cli.options import ConfigOption
 from site_agent.config import SiteReceive, load_site_settings
 from site_agent.errors import CommandInputError
@@ -49,6 +55,7 @@ def ingest(
     this site's own ids: use `site-agent locate REF DICOM_DIR` to find the file behind a reference.
     """
     from site_agent.ingest.pipeline import ingest as run_ingest
+    from site_agent.ingest.store import CaseStore
 
     settings = load_site_settings(config)
     if not dicom_dir.is_dir():
@@ -66,12 +73,25 @@ def ingest(
     result.write(kept)
     if report is not None:
         result.write(report)
-    _print_ingest(result)
+    with CaseStore(settings.paths.store) as store:
+        held = len(store.all_latest())
+    _print_ingest(result, held)
     console.print(f"report: {kept}" + (f" and {report}" if report else ""))
+    outcome = ingest_exit_code(result)
+    if outcome != EXIT_ALL_STORED:
+        raise typer.Exit(outcome)
 
 
-def _print_ingest(result: IngestReport) -> None:
-    table = Table(title=f"{len(result.accepted)} case(s) in the store")
+def ingest_exit_code(result: IngestReport) -> int:
+    if not result.accepted:
+        return EXIT_NOTHING_STORED
+    if result.refused or result.unreadable_files:
+        return EXIT_SOME_REFUSED
+    return EXIT_ALL_STORED
+
+
+def _print_ingest(result: IngestReport, held: int) -> None:
+    table = Table(title=f"{len(result.accepted)} case(s) stored or already stored by this run")
     for column in ("case", "status", "label", "split", "source mm", "slices", "mask"):
         table.add_column(column)
     for case in result.accepted:
@@ -87,7 +107,8 @@ def _print_ingest(result: IngestReport) -> None:
         )
     console.print(table)
     for item in result.refused:
-        where = f", file {item.file_ref}" if item.file_ref else ""
+        files = [item.file_ref, *item.other_file_refs] if item.file_ref else []
+        where = f", {'file' if len(files) == 1 else 'files'} {' '.join(files)}" if files else ""
         console.print(
             f"refused {item.series_ref} ({item.case_id}{where}): {item.check}: {item.detail}", highlight=False
         )
@@ -97,6 +118,7 @@ def _print_ingest(result: IngestReport) -> None:
         console.print(f"{len(result.unreadable_files)} file(s) with unreadable headers (see the report)")
     if result.labels_without_study:
         console.print(f"{result.labels_without_study} row(s) of the label file match no study in this folder")
+    console.print(f"The store holds {held} case(s).")
 
 
 cases_app = typer.Typer(help="List the cases in this site's store, or look at one.", no_args_is_help=False)
@@ -181,7 +203,9 @@ def locate(
     if not hits:
         raise CommandInputError(f"no file under {dicom_dir} matches {reference}")
     for relative in sorted(hits):
-        console.print(str(dicom_dir / relative), highlight=False)
+        # A name that is not valid UTF-8 is shown with its odd bytes escaped (as \xff), not a crash.
+        shown = os.fsencode(dicom_dir / relative).decode("utf-8", "backslashreplace")
+        console.print(shown, highlight=False)
 
 
 @friendly_errors

@@ -108,6 +108,7 @@ def _ingest_study(
                 check=exc.check,
                 detail=exc.detail,
                 file_ref=file_ref,
+                other_file_refs=[names.file_ref(other.relative) for other in exc.others],
             )
         )
         log.info("%s: a series was refused (%s)", case_id, exc.check)

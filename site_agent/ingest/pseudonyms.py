@@ -36,7 +36,10 @@ class Pseudonyms:
         self._secret = secret
 
     def _digest(self, kind: str, value: str, length: int = 12) -> str:
-        return hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:length]
+        # A file name that is not valid UTF-8 reaches us with its bytes as surrogates (os.fsdecode):
+        # hash those bytes back, as the file system holds them, rather than fail on them.
+        message = f"{kind}:{value}".encode("utf-8", "surrogateescape")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:length]
 
     def case_id(self, study_uid: str) -> str:
         return f"case-{self._digest('study', study_uid)}"

@@ -37,6 +37,7 @@ class RefusedSeries(BaseModel):
     check: str
     detail: str
     file_ref: str | None = None
+    other_file_refs: list[str] = Field(default_factory=list)  # more files that failed the same check
 
 
 class SkippedSeries(BaseModel):
