@@ -1,5 +1,6 @@
 """What both command-line tools share: error reporting, logging set-up, version option."""
 
+import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -13,27 +14,67 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import __version__
 from shared.errors import FedsynthError
+from shared.log_redaction import guard_logging
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_USAGE = 2  # the input was wrong: fix it and run again
-console = Console(soft_wrap=True)  # never break a path across lines
-err_console = Console(stderr=True, soft_wrap=True)
+# `site-agent ingest` tells its outcomes apart, for a hospital's scripts (and the demo):
+EXIT_ALL_STORED = 0  # every study stored (or already stored, unchanged)
+EXIT_SOME_REFUSED = 1  # some stored, some series or files refused: the report says which and why
+EXIT_NOTHING_STORED = 3  # not one study stored: everything refused, or no CT in the folder
+# soft_wrap: never break a path across lines. markup off: what we print holds text from settings,
+# reports and Flower, and rich would eat anything in brackets ("[ingest] avoid_kernels").
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn fedsynth's own errors into one clear line on stderr and exit code 2, not a traceback."""
+    """Turn fedsynth's own errors, and a disk that is full, into one clear line on stderr and exit
+    code 2, not a traceback."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except FedsynthError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
+            _print_error(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+        except Exception as exc:
+            if not disk_refused(exc):
+                raise
+            where = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+            _print_error(
+                f"the disk refused to write{where} (it is full, or over a quota or size limit). What "
+                "was stored before is intact and nothing half-written was kept: free some space and "
+                "run the command again."
+            )
             raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+# How SQLite and PostgreSQL say the same, inside their own exceptions.
+_NO_SPACE_WORDS = ("database or disk is full", "disk i/o error", "no space left on device")
+
+
+def disk_refused(exc: BaseException) -> bool:
+    """Whether an error, or one it was raised from, is the disk refusing a write: full, over a
+    quota or a file size limit, or failing."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return True
+        if any(words in str(seen).lower() for words in _NO_SPACE_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def setup_logging(verbose: bool) -> None:
@@ -45,6 +86,7 @@ def setup_logging(verbose: bool) -> None:
     # pynetdicom logs whole datasets (patient names included) at debug level and association
     # details at info: keep it to warnings, whatever --verbose says.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    guard_logging()
 
 
 def version_callback(program: str) -> Callable[[bool], None]:

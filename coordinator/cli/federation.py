@@ -51,7 +51,7 @@ def certs_init(
     hosts = [h for h in hosts if h not in ("0.0.0.0", "::", "")]
     files = init_certificates(settings.paths.certificates, hosts=hosts, force=force)
     console.print(f"CA and SuperLink certificate for {', '.join(hosts)} in {files.folder}.")
-    console.print(f"Give every site [bold]{files.ca_certificate}[/] (never ca.key).")
+    console.print(f"Give every site {files.ca_certificate} (never ca.key).")
 
 
 @friendly_errors
@@ -73,8 +73,9 @@ def superlink(
     command = superlink_command(settings, insecure=insecure)
     if insecure:
         err_console.print(
-            "[bold red]WARNING: --insecure: traffic is NOT encrypted and ANY SuperNode may connect. "
-            "Local development only; never with real sites.[/]"
+            "WARNING: --insecure: traffic is NOT encrypted and ANY SuperNode may connect. "
+            "Local development only; never with real sites.",
+            style="bold red",
         )
     fed = settings.federation
     console.print(

@@ -46,9 +46,7 @@ def init(
     """Set up a coordinator: writes DIR/coordinator.toml (with a comment on every setting) and its folders."""
     target = write_coordinator_toml(directory, force=force)
     load_coordinator_settings(target)
-    console.print(
-        f"Wrote [bold]{target}[/]. Review it, then pass --config {target} (or set {CONFIG_ENV_VAR})."
-    )
+    console.print(f"Wrote {target}. Review it, then pass --config {target} (or set {CONFIG_ENV_VAR}).")
 
 
 @app.command("config")

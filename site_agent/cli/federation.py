@@ -30,7 +30,7 @@ def keygen(
     """
     settings = load_site_settings(config)
     public = generate_site_key(settings.federation.private_key, force=force)
-    console.print(f"Wrote this site's key pair. Send the coordinator operator [bold]{public}[/]")
+    console.print(f"Wrote this site's key pair. Send the coordinator operator {public}")
     console.print(f"Its fingerprint, to compare over the phone: {fingerprint(public)}", highlight=False)
 
 
@@ -60,9 +60,10 @@ def join(
     command = supernode_command(settings, path, superlink=superlink, insecure=insecure)
     if insecure:
         err_console.print(
-            "[bold red]WARNING: --insecure: this site's traffic is NOT encrypted and the coordinator "
+            "WARNING: --insecure: this site's traffic is NOT encrypted and the coordinator "
             "cannot verify who it is talking to. Use it for local development only, never with real "
-            "patient data.[/]"
+            "patient data.",
+            style="bold red",
         )
     console.print(
         f"site {settings.site_id}: joining the federation at {superlink or settings.federation.superlink}; "

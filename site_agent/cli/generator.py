@@ -101,8 +101,11 @@ def sample(
     report = out.with_name(f"{out.name}.{AUDIT_FILE}")
     report.write_text(json.dumps(result.audit.to_dict(), indent=2) + "\n")
     console.print(f"Wrote {result.samples} samples of run {result.run.run_id} to {out}.")
-    verdict = "passed" if result.audit.passed else "[bold red]would block export[/]"
-    console.print(f"Memorisation audit {verdict}: {result.audit.reason}. Details: {report}")
+    verdict = "passed" if result.audit.passed else "WOULD BLOCK EXPORT"
+    console.print(
+        f"Memorisation audit {verdict}: {result.audit.reason}. Details: {report}",
+        style=None if result.audit.passed else "bold red",
+    )
 
 
 @friendly_errors

@@ -53,12 +53,12 @@ def init(
     """Set up a new site: writes DIR/site.toml (with a comment on every setting) and its data folders."""
     target = write_site_toml(directory, site_id, force=force)
     settings = load_site_settings(target)
-    console.print(f"Wrote [bold]{target}[/] for site [bold]{settings.site_id}[/].")
+    console.print(f"Wrote {target} for site {settings.site_id}.")
     key = settings.federation.private_key
     if not key.exists():
         public = generate_site_key(key)
         console.print(
-            f"Made this site's key pair; send [bold]{public}[/] (never the private key) to the "
+            f"Made this site's key pair; send {public} (never the private key) to the "
             "coordinator operator when joining a federation."
         )
     console.print(

@@ -25,6 +25,8 @@ anywhere else means the file was edited or damaged: the ledger refuses to answer
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -201,8 +203,23 @@ class Ledger:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._cut_torn_tail(fd)
-            os.write(fd, line.encode())
-            os.fsync(fd)
+            before = os.lseek(fd, 0, os.SEEK_END)
+            data = line.encode()
+            try:
+                written = os.write(fd, data)
+                if written != len(data):  # a full disk (or a file size limit) part way through
+                    raise OSError(errno.ENOSPC, f"only {written} of {len(data)} bytes could be written")
+                os.fsync(fd)
+            except OSError as exc:
+                # Never leave half an event: cut the file back to what it was, so the ledger reads
+                # exactly as before this call, and say so in one line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, before)
+                    os.fsync(fd)
+                raise LedgerError(
+                    f"the privacy ledger {self.path} could not record a {event} event ({exc.strerror}); "
+                    "the ledger is as it was before: free disk space and run again"
+                ) from exc
         finally:
             os.close(fd)
         if created:  # the new file's directory entry must survive a power cut too

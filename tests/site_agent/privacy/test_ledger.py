@@ -119,3 +119,41 @@ def test_kill_9_during_writes_loses_no_acknowledged_event_and_breaks_nothing(tmp
     ledger.complete("run-0", steps=10, epsilon=1.0)
     assert ledger.runs()["run-0"].state == "complete"
     assert path.read_bytes().endswith(b"\n")
+
+
+FULL_DISK = """
+import json, resource, sys
+from pathlib import Path
+from shared.privacy import DPRun
+from site_agent.privacy.ledger import Ledger, LedgerError
+path = Path(sys.argv[1])
+ledger = Ledger(path)
+plan = DPRun(noise_multiplier=1.5, sample_rate=0.2, steps=100, delta=1e-5, accountant="rdp")
+ledger.reserve(run_id="a", round_id="r1", plan=plan, max_grad_norm=1.0)
+before = path.read_bytes()
+# The disk fills up part way through the next line: the kernel writes what fits and stops.
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 40, hard))
+try:
+    ledger.reserve(run_id="b", round_id="r1", plan=plan, max_grad_norm=1.0)
+    error = None
+except LedgerError as exc:
+    error = str(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space freed
+unchanged = path.read_bytes() == before
+ledger.reserve(run_id="c", round_id="r1", plan=plan, max_grad_norm=1.0)
+print(json.dumps({"error": error, "unchanged": unchanged, "runs": sorted(ledger.runs())}))
+"""
+
+
+def test_a_full_disk_mid_event_leaves_the_ledger_as_it_was_and_says_so(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path / "ledger.jsonl")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    outcome = json.loads(result.stdout)
+    assert outcome["error"] is not None and "could not record a reserve event" in outcome["error"]
+    assert outcome["unchanged"]  # no torn half line left behind
+    assert outcome["runs"] == ["a", "c"]
