@@ -5,14 +5,32 @@ Registered on the `coordinator` app by `coordinator.cli.main`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from coordinator.cli.options import ConfigOption
 from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
+from coordinator.errors import CoordinatorError
 from shared.cli_support import console, friendly_errors
+from shared.process_lock import held_alone
 from shared.settings import resolve_config_path
+
+
+@contextmanager
+def serving_alone(data: Path) -> Iterator[None]:
+    """One `coordinator serve` per data folder: two would each run a watcher over the same rounds
+    and object store, and record and clean up after each other."""
+    busy = CoordinatorError(
+        f"another `coordinator serve` is already serving the data folder {data}; stop it first, "
+        "or give this one a coordinator.toml with its own [paths] data"
+    )
+    with held_alone(data / ".serve.lock", lambda: busy):
+        yield
+
 
 tokens_app = typer.Typer(
     name="tokens",
@@ -33,13 +51,14 @@ def serve(
     import uvicorn
 
     from coordinator.service.app import create_app
+    from coordinator.service.request_limits import server_config
 
     path = resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
     settings = load_coordinator_settings(path)
     app = create_app(settings, path.resolve())
-    uvicorn.run(
-        app, host=host or settings.api.host, port=port or settings.api.port, ws="none", log_level="info"
-    )
+    server = server_config(app, host or settings.api.host, port or settings.api.port, log_level="info")
+    with serving_alone(settings.paths.data):
+        uvicorn.Server(server).run()
 
 
 @tokens_app.command("create")
@@ -53,10 +72,17 @@ def tokens_create(
     config: ConfigOption = None,
 ) -> None:
     """Make a token and print it once. Store it now: it cannot be shown again."""
+    from coordinator.federation.sites import list_sites
     from coordinator.service.database import Database
     from coordinator.service.tokens import create_token
 
-    database = Database.open(load_coordinator_settings(config))
+    settings = load_coordinator_settings(config)
+    if site is not None and site not in (known := list_sites(settings)):
+        raise CoordinatorError(
+            f"--site {site}: no such site is registered (known: {', '.join(known) or 'none yet'}); "
+            "register it first with `coordinator sites add`"
+        )
+    database = Database.open(settings)
     try:
         with database.session() as session:
             token = create_token(session, name=name, role=role, site_id=site)

@@ -14,10 +14,8 @@ that never finishes stays charged in full.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +27,7 @@ from pathlib import Path
 from shared.devices import choose_device
 from shared.errors import FedsynthError
 from shared.privacy import DPRun, decode_epsilon, encode_epsilon
+from shared.process_lock import held_alone
 from shared.schemas import GeneratorInfo, PrivacySpend
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
@@ -63,20 +62,12 @@ def _training_alone(settings: SiteSettings) -> Iterator[None]:
     """One training process at a time per site: a second `site-agent train`, or a round's, started
     while one runs would resume that live run and train and complete it twice. The OS drops the
     lock with its process, so a killed run can be resumed at once."""
-    path = settings.paths.ledger.with_name(".training.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainingInProgress(
-                "another training run is in progress at this site (`site-agent train` or a round); "
-                "wait for it to finish, or stop it and train again to resume it"
-            ) from None
+    busy = TrainingInProgress(
+        "another training run is in progress at this site (`site-agent train` or a round); "
+        "wait for it to finish, or stop it and train again to resume it"
+    )
+    with held_alone(settings.paths.ledger.with_name(".training.lock"), lambda: busy):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 @dataclass(frozen=True)

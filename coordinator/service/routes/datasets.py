@@ -9,13 +9,14 @@ its row existed, so a publish can never expose a half-written set.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as FastApiPath
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import select
 
 from coordinator.service.deps import (
@@ -31,8 +32,17 @@ from coordinator.service.serving import serve_archive, serve_file, sums_text
 from coordinator.service.tokens import Caller, audit
 from shared.schemas import DatasetCard
 
+
+def _canonical_number(value: object) -> object:
+    """A version is written one way only: `1`, never `01`, `1.0` or `+1` (each would otherwise be
+    read as 1, and a cache or an audit line would see two names for one version)."""
+    if isinstance(value, str) and not re.fullmatch(r"[1-9][0-9]*", value):
+        raise ValueError("a version is a whole number written without leading zeros, sign or decimals")
+    return value
+
+
 # Versions count from 1; the bound keeps a request from overflowing a database integer.
-Version = Annotated[int, FastApiPath(ge=1, le=2**31 - 1)]
+Version = Annotated[int, FastApiPath(ge=1, le=2**31 - 1), BeforeValidator(_canonical_number)]
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=error_responses(401, 403, 404))
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from coordinator.federation.errors import RoundError
+from coordinator.federation.errors import FederationError, RoundError
 from coordinator.federation.launch import cancel_round, launch_round
 from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder, RoundReport, RoundState
+from coordinator.service.database import Database
 from coordinator.service.deps import (
     ConfigFileDep,
     OperatorDep,
@@ -22,6 +23,7 @@ from coordinator.service.deps import (
     error_responses,
 )
 from coordinator.service.models import Round
+from coordinator.service.public_text import plain_reason
 from coordinator.service.tokens import audit
 
 router = APIRouter(prefix="/rounds", tags=["rounds"], responses=error_responses(401, 403, 404, 409, 503))
@@ -80,6 +82,7 @@ def list_rounds(session: SessionDep, watcher: WatcherDep, _: OperatorDep) -> lis
 )
 def launch(
     body: RoundOrder,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     config_file: ConfigFileDep,
@@ -89,7 +92,23 @@ def launch(
     """Plan a round and start its Flower run; it then runs on its own (follow it with GET)."""
     if body.round_id is not None and RoundFolder.of(settings, body.round_id).folder.exists():
         raise HTTPException(status.HTTP_409_CONFLICT, f"round {body.round_id} exists already")
-    folder = launch_round(settings, config_file, body, launched_by=caller.name)
+    try:
+        folder = launch_round(settings, config_file, body, launched_by=caller.name)
+    except FederationError as exc:
+        # The route's own session rolls back with the error, so the refusal is audited in a
+        # transaction of its own: a launch that failed is something an operator did, too.
+        database: Database = request.app.state.database
+        with database.session() as record:
+            target = body.round_id or "(no round id)"
+            audit(
+                record,
+                caller,
+                "round.launch.failed",
+                target,
+                reason=plain_reason(str(exc)),
+                **body.model_dump(exclude_none=True),
+            )
+        raise
     report = folder.read_report()
     audit(session, caller, "round.launch", report.round_id, **body.model_dump(exclude_none=True))
     watcher.refresh_records()

@@ -24,6 +24,7 @@ from coordinator.federation.pooling import pooled_root
 from coordinator.service.app import create_app
 from coordinator.service.database import Database
 from coordinator.service.object_store import ObjectStore
+from coordinator.service.request_limits import server_config
 from coordinator.service.tokens import ROLES, create_token
 from shared.classes import DEFAULT_CLASSES
 from shared.federation.processes import free_port
@@ -95,8 +96,7 @@ def running_api(
     """The API under a real uvicorn server on a free loopback port; yields its base URL."""
     port = free_port()
     app = create_app(settings, config_file, database=database, store=store, watch_interval_s=WATCH_S)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws="none", log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -183,6 +183,32 @@ def test_coordinator_serve_runs_the_api_as_its_own_process(tmp_path: Path) -> No
                 time.sleep(0.2)
         assert answer.status_code == 200 and answer.json()["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/datasets").status_code == 401
+        # A second server on the same data folder would run a second watcher over its rounds.
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "coordinator",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 2 and "already serving the data folder" in second.stderr
+        create = ["tokens", "create", "--name", "g", "--role", "site", "--site", "ghost"]
+        ghost = subprocess.run(
+            [sys.executable, "-m", "coordinator", *create, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ghost.returncode == 2 and "no such site is registered" in ghost.stderr
     finally:
         server.terminate()
         server.wait(timeout=30)
