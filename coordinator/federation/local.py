@@ -168,13 +168,11 @@ class LocalFederation:
             self.superlink = None
 
     def stop(self) -> None:
-        for process in self.agents.values():
-            _stop(process)
+        # All at once: one after the other, each SuperNode busy training and the SuperLink could
+        # take their whole grace period in turn, and a Ctrl-C took over a minute to finish.
+        _stop(*self.agents.values(), *(p for p in (self.service, self.superlink) if p is not None))
         self.agents.clear()
-        if self.service is not None:
-            _stop(self.service)
-            self.service = None
-        self.stop_superlink()
+        self.service = self.superlink = None
         for log in self._files:
             log.close()
         self._files.clear()
@@ -238,12 +236,16 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
     _wait_gone(family, 10.0)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process and everything it started; SIGKILL to whatever is left after 15 s."""
-    family = _family(process.pid)
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the processes and everything they started, all at once; SIGKILL to whatever is
+    left after 15 s."""
+    family = set().union(*(_family(process.pid) for process in processes))
     _kill(family, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
+    deadline = time.monotonic() + 15
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
     _kill(_wait_gone(family, 5.0), signal.SIGKILL)
-    process.wait(timeout=15)
+    for process in processes:
+        process.wait(timeout=15)
     _wait_gone(family, 10.0)
