@@ -81,9 +81,11 @@ def write_synthetic_set(
 def verify_synthetic_set(folder: Path) -> int:
     """Check every file against SHA256SUMS and that nothing unlisted is present; return the file count."""
     try:
-        lines = (folder / SUMS).read_text().splitlines()
+        lines = (folder / SUMS).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise SyntheticSetError(f"cannot read {folder / SUMS}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SyntheticSetError(f"{folder / SUMS} is not a checksum list (not UTF-8 text)") from None
     listed: dict[str, str] = {}
     for line in filter(None, lines):
         digest, _, rel = line.partition("  ")

@@ -64,6 +64,10 @@ def read_labels(path: Path, classes: LabelSet, masks_dir: Path | None = None) ->
         raise LabelsError(f"cannot read label manifest {path}: {exc.strerror}") from None
     except csv.Error as exc:
         raise LabelsError(f"{path} is not a valid CSV file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LabelsError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV and run again"
+        ) from None
     return rows
 
 
