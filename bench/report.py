@@ -199,6 +199,52 @@ def download(d: Json) -> list[str]:
     ]
 
 
+def fuzz(d: Json) -> list[str]:
+    store = d["store"]
+    inputs = ", ".join(f"{kind} {count}" for kind, count in d["inputs"].items())
+    return [
+        f"{d['files_tried']} files ({d['broken_files']} of them broken) in {d['batches']} batches of "
+        f"{d['batch_size']} into one store, each "
+        f"batch a `site-agent ingest` process ({d['seconds']:.0f} s in all). Goal: 0 crashes, 0 hangs, "
+        "bounded memory, the store intact.",
+        "",
+        *_table(
+            ["crashes", "hangs", "peak memory of an ingest process", "store"],
+            [
+                [
+                    str(d["crashes"]),
+                    str(d["hangs"]),
+                    f"{d['peak_rss_mb']:.0f} MB",
+                    f"{'intact' if store['intact'] else '**damaged**'}: {store['cases']} cases, each loads, "
+                    "as many as the reports stored",
+                ]
+            ],
+        ),
+        "",
+        f"Inputs: {inputs}.",
+    ]
+
+
+def contract(d: Json) -> list[str]:
+    failures = d["contract_failures_by_check"]
+    return [
+        f"{d['cases']} cases over {d['operations']} operations ({d['per_operation_mode_role']} valid and "
+        f"{d['per_operation_mode_role']} invalid per operation and role, operator and researcher) against "
+        f"`coordinator serve` as its own process ({d['seconds']:.0f} s). Goal: 0 server errors.",
+        "",
+        *_table(
+            ["server errors", "other contract failures", "tracebacks in the server's log"],
+            [[str(d["server_errors"]), str(d["contract_failures"]), str(d["tracebacks_in_server_log"])]],
+        ),
+        "",
+        "Answers: " + ", ".join(f"{code} x {n}" for code, n in d["statuses"].items()) + ". "
+        f"Schema-valid cases refused with 422 (rules the schema cannot express): {d['valid_cases_refused']}; "
+        f"invalid cases accepted: {sum(d['invalid_cases_accepted'].values())}.",
+        *[f"- refused: {example} ({n} x)" for example, n in d["valid_cases_refused_examples"].items()],
+        *([""] + [f"- {check}: {n}" for check, n in failures.items()] if failures else []),
+    ]
+
+
 def federation(d: Json) -> list[str]:
     phases = d["runs"][0]["phases_s"]
     return [
@@ -348,6 +394,8 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "ingest_coverage": ("Lesion coverage of the crop", "python -m bench.ingest --coverage-only", coverage),
     "ingest": ("Ingestion speed", "python -m bench.ingest", ingest),
     "phantom": ("Phantom writing speed", "python -m bench.phantom", phantom),
+    "fuzz": ("Reliability: broken DICOM in bulk", "python -m bench.fuzz", fuzz),
+    "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
     "finetune_probe": (
         "The foundation's DP fine-tune at one hospital: does it carry the disease?",
         "python -m bench.finetune_probe --foundation DIR --work DIR",
