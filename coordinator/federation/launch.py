@@ -24,6 +24,7 @@ from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, R
 from coordinator.federation.sites import list_sites
 from coordinator.foundation.catalogue import ListedFoundation, find_foundation
 from shared.crop_box import box_text
+from shared.process_lock import held_alone
 from shared.schemas import RoundRequest
 
 FOLLOW_POLL_S = 1.0
@@ -31,6 +32,7 @@ RUN_CHECK_S = 5.0
 QUIET_S = 15.0  # a round whose report has not changed for this long is checked with Flower
 START_LIMIT_S = 180.0  # a run Flower has not started by then will not start
 UNREACHABLE_LIMIT_S = 60.0
+MAX_RERUNS = 2  # a round whose ServerApp dies is run again this many times before it fails
 
 
 def plan_round(
@@ -143,6 +145,7 @@ def follow(
 ) -> RoundReport:
     """Wait for the round to complete or fail; call `on_update` with each new report."""
     started = time.monotonic()
+    followed_run: int | None = None
     last_check = 0.0
     reachable_at = started
     seen = None
@@ -155,6 +158,8 @@ def follow(
             return report
         now = time.monotonic()
         run_id = report.flower_run_id
+        if run_id != followed_run:  # a re-run: its start is timed from now
+            followed_run, started = run_id, now
         if run_id is not None and is_quiet(report) and now - last_check >= RUN_CHECK_S:
             last_check = now
             try:
@@ -165,7 +170,7 @@ def follow(
                 if now - reachable_at > UNREACHABLE_LIMIT_S:
                     return end_round(folder, "failed", "the SuperLink stopped answering during the round")
                 continue
-            if settle(folder, status).finished:
+            if settle(settings, folder, status).finished:
                 continue
             if status in ("pending", "starting") and now - started > START_LIMIT_S:
                 flwr(settings, "stop", str(run_id), CONNECTION)
@@ -192,12 +197,17 @@ def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport
     if report.finished:
         return report
     if report.flower_run_id is None:
-        return settle(folder, None)
-    return settle(folder, run_status(settings, report.flower_run_id))  # FederationError: SuperLink down
+        return settle(settings, folder, None)
+    return settle(
+        settings, folder, run_status(settings, report.flower_run_id)
+    )  # FederationError: SuperLink down
 
 
-def settle(folder: RoundFolder, status: str | None) -> RoundReport:
-    """Finish a round that nothing runs any more, given its Flower run's status (None: no run)."""
+def settle(settings: CoordinatorSettings, folder: RoundFolder, status: str | None) -> RoundReport:
+    """Settle a round that nothing runs any more, given its Flower run's status (None: no run).
+    A ServerApp that died mid-round (a SuperLink restart, a killed process) has its round run
+    again under the same round id, up to MAX_RERUNS times; otherwise the round ends failed or
+    cancelled, with the reason."""
     report = folder.read_report()  # the ServerApp may have finished it meanwhile
     if report.finished:
         return report
@@ -211,10 +221,37 @@ def settle(folder: RoundFolder, status: str | None) -> RoundReport:
     if status.startswith("finished"):
         if cancel is not None:
             return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
-        return end_round(
-            folder, "failed", f"the ServerApp ended ({status}) before the round finished; see `flwr log`"
-        )
+        why = f"the ServerApp ended ({status}) before the round finished"
+        if status == "finished:failed" and report.reruns < MAX_RERUNS:
+            return rerun(settings, folder, report.flower_run_id, why)
+        return end_round(folder, "failed", f"{why}; see `flwr log`")
     return report
+
+
+def rerun(settings: CoordinatorSettings, folder: RoundFolder, dead_run: int | None, why: str) -> RoundReport:
+    """Start the round again in a new Flower run: the ServerApp goes on from the last step that
+    finished (RoundRunner.run), and a site asked again sends the set it already released, without
+    training or spending again. Whoever notices first (`rounds follow`, the service's watcher)
+    does it, once: the others find the lock held, or the run already replaced."""
+    busy = RoundError("another process is re-running this round")
+    try:
+        with held_alone(folder.folder / ".rerun.lock", lambda: busy):
+            report = folder.read_report()
+            if report.finished or report.flower_run_id != dead_run:
+                return report  # finished, or re-run already
+            report.reruns += 1
+            report.message = (
+                f"{why}: running it again under the same round id (re-run {report.reruns} of "
+                f"{MAX_RERUNS}); sites that answered send the same set again, spending nothing"
+            )
+            folder.write_report(report)
+            try:
+                start_run(settings, folder)
+            except FederationError as exc:
+                return end_round(folder, "failed", f"{why}, and it could not be run again: {exc}")
+            return folder.read_report()
+    except RoundError:
+        return folder.read_report()
 
 
 def cancel_round(settings: CoordinatorSettings, folder: RoundFolder, *, by: str) -> RoundReport:

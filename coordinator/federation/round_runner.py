@@ -16,7 +16,9 @@ the round goes on without it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -53,7 +55,8 @@ from shared.federation.messages import (
     foundation_offer,
     synthesize_request,
 )
-from shared.schemas import EvaluateRequest
+from shared.schemas import DatasetCard, EvaluateRequest
+from shared.synthetic_set import verify_synthetic_set
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +103,22 @@ class RoundRunner:
 
     def run(self) -> RoundReport:
         try:
-            nodes = self._targets()
-            answered = self._synthesize(nodes)
-            if len(answered) < self.plan.min_sites:
-                asked = len(self.report.sites)
-                raise RoundFailed(
-                    f"{len(answered)} of {asked} sites sent a valid synthetic set; the round needs at "
-                    f"least {self.plan.min_sites} (min_sites). " + self._missing_summary()
-                )
-            pooled = self._pool(answered)
-            digest = self._train(pooled)
+            # A re-run (the ServerApp of an earlier attempt died: a SuperLink restart, a killed
+            # process) goes on from the last step that finished, never repeating a pooling.
+            pooled = self._pooled_earlier()
+            nodes = self._targets(record_missing=pooled is None)
+            if pooled is None:
+                answered = self._synthesize(nodes)
+                if len(answered) < self.plan.min_sites:
+                    asked = len(self.report.sites)
+                    raise RoundFailed(
+                        f"{len(answered)} of {asked} sites sent a valid synthetic set; the round needs at "
+                        f"least {self.plan.min_sites} (min_sites). " + self._missing_summary()
+                    )
+                pooled = self._pool(answered)
+            digest = self._trained_earlier() or self._train(pooled)
             self._evaluate(nodes, digest)
+            answered = [site for site, result in self.report.sites.items() if result.synthesis == "answered"]
             self._enter("completed", f"{len(answered)} sites contributed; " + self._missing_summary())
         except RoundFailed as exc:
             self._enter("failed", str(exc))
@@ -129,13 +137,46 @@ class RoundRunner:
         ]
         return "Missing: " + "; ".join(missing) + "." if missing else "No site missing."
 
-    def _targets(self) -> dict[int, str]:
-        """Node id -> site id of the sites asked, waiting briefly for them to come online."""
+    def _pooled_earlier(self) -> PooledSet | None:
+        """The pooled set an earlier attempt of this round built, if it is whole."""
+        if (
+            not self.plan.request.round_id
+            or self.report.pooled_version is None
+            or not self.report.pooled_dataset
+        ):
+            return None
+        folder = Path(self.report.pooled_dataset)
+        try:
+            verify_synthetic_set(folder)
+            card = DatasetCard.read(folder / "card.json")
+        except FedsynthError:
+            return None
+        self._enter(
+            "pooling", f"resuming from pooled set v{self.report.pooled_version} of an earlier attempt"
+        )
+        return PooledSet(folder, self.report.pooled_version, card)
+
+    def _trained_earlier(self) -> str | None:
+        """The model an earlier attempt trained, if it is whole; else None (and its remains go)."""
+        recorded = self.report.model_sha256
+        model = self.folder.model_dir
+        if recorded is not None and model.is_dir() and (self.folder.figures / "montage.png").is_file():
+            with contextlib.suppress(FedsynthError, OSError):
+                if model_sha256(model) == recorded:
+                    return recorded
+        shutil.rmtree(model, ignore_errors=True)
+        self.report.model_sha256 = None
+        return None
+
+    def _targets(self, *, record_missing: bool = True) -> dict[int, str]:
+        """Node id -> site id of the sites asked, waiting briefly for them to come online. Sites
+        that are not are recorded as missing, unless an earlier attempt of the round recorded
+        what they did (`record_missing` False)."""
         if self.plan.authenticated:
             registry = list_sites(self.settings)
             wanted = {registry[s].node_id: s for s in self.plan.sites if s in registry}
             for site in self.plan.sites:
-                if site not in registry:
+                if site not in registry and record_missing:
                     self.report.sites[site] = SiteResult(synthesis="missing", reason="not registered")
         else:
             wanted = {}
@@ -154,7 +195,7 @@ class RoundRunner:
         for node, site in wanted.items():
             if node in online:
                 targets[node] = site
-            else:
+            elif record_missing:
                 self.report.sites[site] = SiteResult(
                     synthesis="missing", reason="not connected when the round started"
                 )
@@ -178,7 +219,9 @@ class RoundRunner:
                 try:
                     items = validate_synthetic(answer, request, reply.site_id)
                     assert answer.manifest is not None
-                    store_site_set(self.folder.site_set(reply.site_id), items, answer.manifest, request)
+                    target = self.folder.site_set(reply.site_id)
+                    shutil.rmtree(target, ignore_errors=True)  # an earlier attempt's copy: replaced
+                    store_site_set(target, items, answer.manifest, request)
                 except FedsynthError as exc:  # ReplyRejected, or a set that cannot be written
                     result.synthesis, result.reason = "rejected", str(exc)
                 else:

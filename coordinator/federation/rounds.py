@@ -74,6 +74,7 @@ class RoundReport(_Doc):
     state: RoundState = "launched"
     message: str = ""
     flower_run_id: int | None = None
+    reruns: int = Field(0, description="times the round was run again after its ServerApp died")
     created_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     phases: dict[str, float] = Field(default_factory=dict, description="seconds spent in each state")

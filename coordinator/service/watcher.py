@@ -2,8 +2,9 @@
 
 Every `interval_s`, in one background thread:
 1. every round not finished whose report has gone quiet is reconciled with Flower: a round whose
-   run ended without finishing it, whose launch never started a run, or whose SuperLink stayed
-   unreachable for longer than `UNREACHABLE_LIMIT_S` is marked failed with the reason (or
+   ServerApp died mid-round is run again under its round id (up to `MAX_RERUNS` times); one whose
+   run ended otherwise without finishing it, whose launch never started a run, or whose SuperLink
+   stayed unreachable for longer than `UNREACHABLE_LIMIT_S` is marked failed with the reason (or
    cancelled, if an operator asked);
 2. sites and rounds are recorded in the database;
 3. new pooled versions and models are checked, uploaded to the object store and recorded.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,14 @@ from site_agent.generator.foundation_cache import (
     receive_foundation,
     with_round_foundation,
 )
-from site_agent.generator.training_run import TrainedRun, train_generator
+from site_agent.generator.training_run import TrainedRun, TrainingInProgress, train_generator
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
 from site_agent.synthetic.export import release_set, released_copy
 
 log = logging.getLogger(__name__)
+
+TRAINING_POLL_S = 2.0
 
 
 class Declined(SiteRefusal):
@@ -166,20 +169,28 @@ def synthesize(
 ) -> tuple[SyntheticSetManifest, SyntheticVolumes]:
     """The round's released set: reused if this round was already released, else made now.
 
-    A coordinator may ask again after a lost reply; the same round never trains or charges twice.
+    A coordinator may ask again after a lost reply, or re-run a round whose ServerApp died; the same
+    round never trains or charges twice. If this site is still training for the round (the earlier
+    request's process goes on), the answer waits for that training, up to the round's timeout, and
+    sends its set.
     """
-    folder = _released_folder(settings, request.round_id)
-    if folder is None:
-        run = _finished_run(settings, request.round_id)
-        if run is None:
-            run = train_generator(
+    deadline = time.monotonic() + request.timeout_s
+    while (folder := _released_folder(settings, request.round_id)) is None:
+        try:
+            run = _finished_run(settings, request.round_id) or train_generator(
                 with_round_foundation(settings, request),
                 epsilon=request.epsilon,
                 round_id=request.round_id,
                 delta_ceiling=request.delta,
             )
+        except TrainingInProgress:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(TRAINING_POLL_S)
+            continue
         seed = int(hashlib.sha256(request.round_id.encode()).hexdigest()[:8], 16)
         folder = release_set(settings, run, per_class=request.per_class, seed=seed).folder
+        break
     return _read_release(settings, request, folder)
 
 
