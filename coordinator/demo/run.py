@@ -144,6 +144,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_demo(options: DemoOptions, console: Console) -> RoundReport:
+    # Ctrl-C stops it cleanly even when a script started it in the background, where the shell
+    # hands it SIGINT ignored and Python would not turn it into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if not 1 <= options.sites <= len(TRAINING_PROFILES):
         raise DemoError(f"--sites must be 1 to {len(TRAINING_PROFILES)} (one per phantom profile)")
     if options.backend not in BACKENDS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -142,6 +143,11 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path, tiny_founda
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
+        # A failed stop must not leave the demo's servers running for the rest of the suite: they
+        # start in sessions of their own, so the demo's group does not hold them.
+        for line in _processes_mentioning(str(out)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
 def test_the_demo_refuses_a_foundation_that_does_not_fit_its_box_before_writing_anything(
