@@ -57,7 +57,9 @@ def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> by
     ds = None
     try:
         ds = pydicom.dcmread(instance.path)
-        raw = ds.pixel_array
+        raw = _native_pixels(ds, geometry.rows, geometry.columns)
+        if raw is None:
+            raw = ds.pixel_array
     except Exception as exc:  # any decoder failure is this file's fault, not the run's
         raise SeriesRejected("pixel-data", _why_undecodable(ds, geometry, exc), instance) from None
     if raw.shape != (geometry.rows, geometry.columns):
@@ -75,6 +77,35 @@ def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> by
         out[raw == padding] = HU_MIN
     np.clip(out, HU_MIN, HU_MAX, out=out)
     return hashlib.sha256(ds.PixelData).digest()
+
+
+_NATIVE_SYNTAXES = (pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian)
+
+
+def _native_pixels(ds: pydicom.Dataset, rows: int, columns: int) -> NDArray[np.integer] | None:
+    """The pixels of an uncompressed little-endian slice, read straight from its bytes: what
+    `pixel_array` gives (bits above BitsStored dropped, signed values sign-extended), at a third of
+    its cost per slice. None for anything else (compressed, big-endian, colour, odd bit layouts,
+    too short), which `pixel_array` decodes or refuses."""
+    if ds.file_meta.get("TransferSyntaxUID") not in _NATIVE_SYNTAXES or ds.get("SamplesPerPixel", 1) != 1:
+        return None
+    allocated, stored = ds.get("BitsAllocated"), ds.get("BitsStored")
+    if allocated not in (8, 16, 32) or stored is None or not 0 < stored <= allocated:
+        return None
+    if ds.get("HighBit", stored - 1) != stored - 1 or "PixelData" not in ds:
+        return None
+    signed = ds.get("PixelRepresentation", 0) == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    data = ds.PixelData
+    if len(data) < rows * columns * dtype.itemsize:
+        return None
+    pixels = np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns)
+    spare = allocated - stored
+    if spare == 0:
+        return pixels
+    if signed:  # shift the stored bits to the top and back: the sign bit spreads down
+        return (pixels << spare) >> spare
+    return pixels & np.array((1 << stored) - 1, dtype=dtype)
 
 
 def _why_undecodable(ds: pydicom.Dataset | None, geometry: Geometry, exc: Exception) -> str:

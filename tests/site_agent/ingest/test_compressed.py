@@ -40,3 +40,19 @@ def test_compressed_series_decode_to_the_same_hu(
         ds.save_as(path)
     assert pydicom.dcmread(next(folder.iterdir())).file_meta.TransferSyntaxUID == syntax
     assert np.array_equal(_hu(folder), _hu(plain))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_uncompressed_pixels_read_from_their_bytes_are_what_pydicom_decodes(
+    plain: Path, signed: bool
+) -> None:
+    from shared.dicom.volume import _native_pixels
+
+    ds = pydicom.dcmread(next(p for p in sorted(plain.iterdir()) if p.is_file()))
+    ds.BitsStored, ds.HighBit = 12, 11  # 12 of 16 bits, as most CT is stored
+    pixels = np.frombuffer(ds.PixelData, dtype="<u2").reshape(ds.Rows, ds.Columns).copy()
+    pixels[0, :3] = (0xF123, 0x0800, 0x07FF)  # bits above BitsStored set; 12-bit sign bit set
+    ds.PixelData, ds.PixelRepresentation = pixels.tobytes(), int(signed)
+    native = _native_pixels(ds, ds.Rows, ds.Columns)
+    assert native is not None and native.dtype == ds.pixel_array.dtype
+    assert np.array_equal(native, ds.pixel_array)
