@@ -52,6 +52,13 @@ class CoordinatorStorage(SettingsSection):
         "",
         description='An S3-compatible endpoint (MinIO, Ceph RGW), e.g. "https://s3.example.org". Empty: AWS.',
     )
+    accel_redirect: str = Field(
+        "",
+        description="With nginx in front (deploy/nginx/coordinator.conf): the URL prefix of its internal "
+        'location that serves this store\'s folder, e.g. "/_store". Downloads are then checked by the '
+        "coordinator (token, role, published) and sent by nginx (X-Accel-Redirect), at nginx's speed. "
+        "Empty: the coordinator sends them itself. A folder store only.",
+    )
 
 
 class CoordinatorFederation(SettingsSection):

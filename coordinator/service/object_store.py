@@ -31,7 +31,7 @@ class StorageError(CoordinatorError):
 
 
 class ObjectStore:
-    def __init__(self, url: str, *, endpoint_url: str = "") -> None:
+    def __init__(self, url: str, *, endpoint_url: str = "", accel_redirect: str = "") -> None:
         options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
         try:
             self.fs, root = fsspec.core.url_to_fs(url, **options)
@@ -41,12 +41,16 @@ class ObjectStore:
         self.url = url
         self.root = root.rstrip("/")
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        if accel_redirect and not self.is_local:
+            raise StorageError("[storage] accel_redirect works with a folder store only, not with " + url)
+        # nginx's internal location for this folder: downloads are handed to it (serving.py).
+        self.accel_redirect = accel_redirect.rstrip("/")
 
     @classmethod
     def open(cls, settings: CoordinatorSettings) -> ObjectStore:
         storage = settings.storage
         url = storage.url or str(settings.paths.data / "store")
-        return cls(url, endpoint_url=storage.endpoint_url)
+        return cls(url, endpoint_url=storage.endpoint_url, accel_redirect=storage.accel_redirect)
 
     def _key(self, location: str, name: str = "") -> str:
         return "/".join(part for part in (self.root, location, name) if part)

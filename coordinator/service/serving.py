@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
+from urllib.parse import quote
 
 import anyio
 from fastapi import HTTPException, Request, status
@@ -64,6 +65,8 @@ def serve_file(
     }
     if etag is not None:
         headers["ETag"] = f'"{etag}"'  # the file's sha256: a resumed download can check it is the same file
+    if store.accel_redirect:  # nginx sends it (and answers Range itself), now the caller is checked
+        return _handed_to_nginx(store, f"{location}/{path}", headers, "application/octet-stream")
     code = status.HTTP_200_OK
     if (asked := request.headers.get("range")) is not None:
         start, end = _range(asked, size)
@@ -130,14 +133,16 @@ def serve_archive(
 ) -> Response:
     """The set as one uncompressed tar under `prefix/` (its volumes are gzip already)."""
     plan = plans.get(store, location, prefix, int(created_at.timestamp()), files)
+    headers = {"Content-Disposition": f'attachment; filename="{prefix}.tar"'}
+    if store.accel_redirect:
+        return _handed_to_nginx(
+            store, _kept_archive(store, location, plan, prefix), headers, "application/x-tar"
+        )
     return _Stream(
         _tar(store, location, plan.members, plan.headers),
         in_loop=store.is_local,
         media_type="application/x-tar",
-        headers={
-            "Content-Disposition": f'attachment; filename="{prefix}.tar"',
-            "Content-Length": str(plan.length),
-        },
+        headers={**headers, "Content-Length": str(plan.length)},
     )
 
 
@@ -180,6 +185,36 @@ class ArchivePlans:
                 self._plans.pop(next(iter(self._plans)))  # the oldest
             self._plans[key] = plan
         return plan
+
+
+ARCHIVES = "archives"  # below the store's root: tars kept for nginx to send
+_archive_lock = threading.Lock()
+
+
+def _kept_archive(store: ObjectStore, location: str, plan: _Plan, prefix: str) -> str:
+    """The set's tar as a file of the store (for nginx to send), written the first time it is
+    asked for: the same bytes the coordinator streams. Returns its key below the store's root."""
+    key = f"{ARCHIVES}/{location}/{prefix}.tar"
+    target = Path(store.root, key)
+    with _archive_lock:  # routes run in a thread pool: one writer, the others wait for its file
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            with partial.open("wb") as out:
+                for piece in _tar(store, location, plan.members, plan.headers):
+                    out.write(piece)
+            partial.replace(target)
+    return key
+
+
+def _handed_to_nginx(store: ObjectStore, key: str, headers: dict[str, str], media_type: str) -> Response:
+    """An empty answer that tells nginx to send `key` from its internal location for the store.
+    nginx keeps Content-Disposition from here and answers Range and conditional requests."""
+    return Response(
+        status_code=status.HTTP_200_OK,
+        headers={**headers, "X-Accel-Redirect": quote(f"{store.accel_redirect}/{key}")},
+        media_type=media_type,
+    )
 
 
 def _header(name: str, size: int, mtime: int) -> bytes:
