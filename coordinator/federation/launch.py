@@ -198,9 +198,8 @@ def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport
         return report
     if report.flower_run_id is None:
         return settle(settings, folder, None)
-    return settle(
-        settings, folder, run_status(settings, report.flower_run_id)
-    )  # FederationError: SuperLink down
+    status = run_status(settings, report.flower_run_id)  # FederationError: the SuperLink is down
+    return settle(settings, folder, status)
 
 
 def settle(settings: CoordinatorSettings, folder: RoundFolder, status: str | None) -> RoundReport:

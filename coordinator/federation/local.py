@@ -162,6 +162,14 @@ class LocalFederation:
         _kill(apps, signal.SIGSTOP)
         return len(apps)
 
+    def kill_server_apps(self) -> int:
+        """Kill the SuperLink's ServerApp processes (SIGKILL), as a crash or the OOM killer would;
+        the SuperLink stays up. Returns how many it killed."""
+        assert self.superlink is not None
+        apps = {pid for pid in _family(self.superlink.pid) if "flwr-serverapp" in _command(pid)}
+        _kill(apps, signal.SIGKILL)
+        return len(apps)
+
     def stop_superlink(self) -> None:
         if self.superlink is not None:
             _stop(self.superlink)

@@ -72,6 +72,11 @@ def build_pooled(settings: CoordinatorSettings, new_sets: list[Path], request: R
     sources: list[str] = []
     if previous:
         index = json.loads((pooled_root(settings) / f"v{previous}.json").read_text())
+        if index.get("round_id") == request.round_id:
+            # This round pooled already: an earlier attempt whose ServerApp died before it could
+            # record the version. Its set stands; a second one would hold the same sets twice.
+            folder = pooled_root(settings) / f"v{previous}"
+            return PooledSet(folder, previous, DatasetCard.read(folder / "card.json"))
         sources = list(index["sources"])
     sources += [p.relative_to(data_root).as_posix() for p in new_sets]
 

@@ -139,11 +139,7 @@ class RoundRunner:
 
     def _pooled_earlier(self) -> PooledSet | None:
         """The pooled set an earlier attempt of this round built, if it is whole."""
-        if (
-            not self.plan.request.round_id
-            or self.report.pooled_version is None
-            or not self.report.pooled_dataset
-        ):
+        if self.report.pooled_version is None or not self.report.pooled_dataset:
             return None
         folder = Path(self.report.pooled_dataset)
         try:
@@ -343,7 +339,7 @@ class RoundRunner:
         evaluators = {
             node: site
             for node, site in nodes.items()
-            if self.report.sites[site].synthesis in ("answered", "refused")
+            if site in self.report.sites and self.report.sites[site].synthesis in ("answered", "refused")
         }
         self._enter(
             "evaluating", f"sending the model to {len(evaluators)} sites for evaluation on their real data"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -96,36 +94,6 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
     assert report.state == "failed"
     assert "0 of 1 sites" in report.message and "site_c: refused (budget" in report.message
     assert report.pooled_version is None and not (folder.folder.parent / "r2" / "model").exists()
-
-
-def test_a_superlink_restart_mid_round_runs_the_round_again_and_no_site_spends_twice(
-    federation: Federation,
-) -> None:
-    hospital = federation.connect("site_a")
-    result = launch(federation, "r1", "--min-sites", "1", "--timeout", "300", "--no-wait")
-    assert result.returncode == 0, result.stdout + result.stderr
-    folder = RoundFolder.of(federation.settings, "r1")
-    deadline = time.monotonic() + STARTS_WITHIN_S
-    while not _started_training(hospital):  # the site has reserved its budget and is training
-        assert time.monotonic() < deadline, folder.read_report().message
-        time.sleep(0.5)
-    federation.local.stop_superlink()  # its ServerApp dies with it; the SuperNode stays
-    federation.local.start_superlink()
-
-    report = follow(federation.settings, folder)  # Flower marks the orphaned run failed: run again
-
-    assert report.state == "completed", report.message
-    assert report.reruns == 1 and report.sites["site_a"].synthesis == "answered"
-    events = Ledger(hospital.settings.paths.ledger).events()
-    assert [e["event"] for e in events if e["event"] in ("reserve", "release")] == ["reserve", "release"]
-    assert all(e["round_id"] == "r1" for e in events if "round_id" in e)  # one charge for the round
-    shown = subprocess.run(
-        [sys.executable, "-m", "coordinator", "rounds", "show", "r1", "--config", str(federation.config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert shown.returncode == 0 and "completed" in shown.stdout
 
 
 def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds(

@@ -154,21 +154,15 @@ def test_every_byte_a_site_sent_is_synthetic_or_a_metric_and_carries_nothing_rea
         assert rms.min() > 0.5 * nearest_real_pair(real), site_id  # no volume near any real case
 
 
-def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_researcher_downloads_it(
+def _training_for(hospital: Hospital, round_id: str) -> bool:
+    """Whether the site has reserved its budget for the round: it is training for it."""
+    return any(r.round_id == round_id for r in Ledger(hospital.settings.paths.ledger).runs().values())
+
+
+def test_a_round_through_the_api_survives_a_superlink_restart_and_a_killed_server_app_and_is_downloaded(
     two_sites: tuple[Federation, RoundReport], tmp_path: Path
 ) -> None:
     fed, first = two_sites
-    fed.local.stop_superlink()
-    fed.local.start_superlink()
-    nodes = {site.node_id for site in list_sites(fed.settings).values()}
-    # The SuperNodes reconnect by themselves; the registrations and the first run survive.
-    deadline = time.monotonic() + 90
-    while not nodes <= online_node_ids(fed.settings):
-        assert time.monotonic() < deadline, "the sites did not reconnect after the restart"
-        time.sleep(1)
-    runs = flwr(fed.settings, "ls", CONNECTION)["runs"]
-    assert str(first.flower_run_id) in {str(r["run-id"]) for r in runs}
-
     database = Database.open(fed.settings)
     tokens = make_tokens(database)
     with running_api(fed.settings, fed.config, database) as url:
@@ -204,11 +198,39 @@ def test_after_a_superlink_restart_the_next_round_runs_through_the_api_and_a_res
         launched = operator.post("/rounds", json=body)
         assert launched.status_code == 201, launched.text
         assert launched.json()["flower_run_id"] is not None
+
+        # Both sites train for r2 when the SuperLink restarts: its ServerApp dies with it. The
+        # SuperNodes reconnect by themselves; the registrations and the first run survive; the
+        # service's watcher runs the round again under its id.
+        deadline = time.monotonic() + 300
+        while not all(_training_for(fed.hospitals[s], "r2") for s in ("site_a", "site_b")):
+            assert time.monotonic() < deadline, operator.get("/rounds/r2").json()["message"]
+            time.sleep(0.5)
+        fed.local.stop_superlink()
+        fed.local.start_superlink()
+        registered = list_sites(fed.settings)
+        nodes = {registered[site].node_id for site in ("site_a", "site_b")}
+        deadline = time.monotonic() + 90
+        while not nodes <= online_node_ids(fed.settings):
+            assert time.monotonic() < deadline, "the sites did not reconnect after the restart"
+            time.sleep(1)
+        runs = flwr(fed.settings, "ls", CONNECTION)["runs"]
+        assert str(first.flower_run_id) in {str(r["run-id"]) for r in runs}
+        # Once the re-run has pooled the sets, its ServerApp is killed: the round is run again
+        # from the pooled set it built (or the model it trained).
+        killed = 0
         deadline = time.monotonic() + 600
         while (report := operator.get("/rounds/r2").json())["state"] not in ("completed", "failed"):
             assert time.monotonic() < deadline, report["message"]
-            time.sleep(1)
+            if not killed and report["reruns"] == 1 and report["state"] in ("training", "evaluating"):
+                killed = fed.local.kill_server_apps()
+            time.sleep(0.5)
         assert report["state"] == "completed", report["message"]
+        assert killed == 1 and report["reruns"] == 2
+        for site_id in ("site_a", "site_b"):  # one reservation and one release for r2: no spend twice
+            runs_of_site = Ledger(fed.hospitals[site_id].settings.paths.ledger).runs().values()
+            (r2,) = [r for r in runs_of_site if r.round_id == "r2"]
+            assert r2.state == "complete" and len(r2.releases) == 1
         (listed,) = [r for r in operator.get("/rounds").json() if r["round_id"] == "r2"]
         assert listed["launched_by"] == "test-operator" and listed["sites_answered"] == 2
         assert listed["finished_at"] is not None
