@@ -121,7 +121,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path, tiny_founda
             "--sites",
             "1",
             "--cases",
-            "12",
+            "12",  # as few as the demo takes: the test stops it before its round finishes
             *size,
         ],
         env=fewer_epochs(),

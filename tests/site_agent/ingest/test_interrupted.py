@@ -41,7 +41,7 @@ def test_kill_during_ingest_changes_nothing_already_stored(tmp_path: Path, site_
     before = _snapshot(store_dir)
 
     second = tmp_path / "second"
-    write_phantom(PhantomRequest(out=second, cases=40, profile="site_b", seed=2, matrix=64, slice_mm=6.0))
+    write_phantom(PhantomRequest(out=second, cases=16, profile="site_b", seed=2, matrix=64, slice_mm=6.0))
     process = subprocess.Popen(
         [sys.executable, "-m", "site_agent", "ingest", str(second), "--config", str(site_config)],
         stdout=subprocess.DEVNULL,
@@ -71,7 +71,7 @@ def test_kill_during_ingest_changes_nothing_already_stored(tmp_path: Path, site_
         assert {p.name for p in store.cases_dir.iterdir()} == indexed  # orphans of the killed run removed
     # Running the interrupted ingest again finishes the job, and clears what the killed run left in RAM.
     report = ingest(settings, second)
-    assert len(report.accepted) == 40
+    assert len(report.accepted) == 16
     leftovers = (
         [p for p in Path("/dev/shm").glob(f"fedsynth-volume-{process.pid}-*")]
         if Path("/dev/shm").is_dir()
