@@ -184,8 +184,11 @@ def synthesize(
                 delta_ceiling=request.delta,
             )
         except TrainingInProgress:
-            if time.monotonic() > deadline:
-                raise
+            training_this_round = any(
+                run.round_id == request.round_id for run in Ledger(settings.paths.ledger).unfinished()
+            )
+            if not training_this_round or time.monotonic() > deadline:
+                raise  # another round's training, or this one's taking longer than the round waits
             time.sleep(TRAINING_POLL_S)
             continue
         seed = int(hashlib.sha256(request.round_id.encode()).hexdigest()[:8], 16)
