@@ -67,7 +67,7 @@ TAGS = {
 VRS = [b"AE", b"CS", b"DS", b"FD", b"IS", b"OB", b"OW", b"SQ", b"UI", b"UL", b"UN", b"US", b"ZZ"]
 
 
-def _tag_offset(data: bytes, name: str, rng: random.Random) -> int | None:
+def _tag_offset(data: bytes, name: str) -> int | None:
     group, element = TAGS[name]
     needle = group.to_bytes(2, "little") + element.to_bytes(2, "little")
     offset = data.find(needle, 132)  # past the preamble and "DICM"
@@ -86,14 +86,14 @@ def flip_header(data: bytes, rng: random.Random) -> bytes:
 
 
 def wrong_vr(data: bytes, rng: random.Random) -> bytes:
-    offset = _tag_offset(data, rng.choice(list(TAGS)), rng)
+    offset = _tag_offset(data, rng.choice(list(TAGS)))
     if offset is None:
         return flip_header(data, rng)
     return data[: offset + 4] + rng.choice(VRS) + data[offset + 6 :]
 
 
 def wrong_length(data: bytes, rng: random.Random) -> bytes:
-    offset = _tag_offset(data, rng.choice(list(TAGS)), rng)
+    offset = _tag_offset(data, rng.choice(list(TAGS)))
     if offset is None:
         return flip_header(data, rng)
     long_form = data[offset + 4 : offset + 6] in (b"OB", b"OW", b"SQ", b"UN", b"UT")
@@ -102,12 +102,13 @@ def wrong_length(data: bytes, rng: random.Random) -> bytes:
     return data[:start] + value.to_bytes(size, "little") + data[start + size :]
 
 
-def _rewritten(change: Callable[[pydicom.Dataset, random.Random], None]) -> Callable[..., bytes]:
-    def mutate(data: bytes, rng: random.Random, path: Path) -> bytes:
+def _rewritten(
+    change: Callable[[pydicom.Dataset, random.Random], None],
+) -> Callable[[Path, random.Random], None]:
+    def mutate(path: Path, rng: random.Random) -> None:
         ds = pydicom.dcmread(path)
         change(ds, rng)
         ds.save_as(path, enforce_file_format=False)
-        return path.read_bytes()
 
     return mutate
 
@@ -210,7 +211,7 @@ def build_batch(folder: Path, studies: list[Path], size: int, rng: random.Random
         intact_study = draw < INTACT_STUDIES  # stored, so the store's integrity means something
         if draw > 1 - HUGE_STUDIES:  # every header of the series agrees on an absurd matrix
             for path in files:
-                DATASET_MUTATIONS["huge-series"](b"", rng, path)
+                DATASET_MUTATIONS["huge-series"](path, rng)
             kinds["huge-series"] += len(files)
             count += len(files)
             continue
@@ -223,11 +224,10 @@ def build_batch(folder: Path, studies: list[Path], size: int, rng: random.Random
                 kinds["intact"] += 1
                 continue
             name = rng.choice(RANDOM_MUTATIONS)
-            data = path.read_bytes()
             if name in BYTE_MUTATIONS:
-                path.write_bytes(BYTE_MUTATIONS[name](data, rng))
+                path.write_bytes(BYTE_MUTATIONS[name](path.read_bytes(), rng))
             else:
-                DATASET_MUTATIONS[name](data, rng, path)
+                DATASET_MUTATIONS[name](path, rng)
             kinds[name] += 1
     return count, kinds
 
