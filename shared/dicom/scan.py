@@ -13,6 +13,8 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from shared.dicom.pixel_layout import PIXEL_TAGS, PixelLayout, layout_of
+
 # Tags the checks and the series choice need; reading only these is several times faster.
 HEADER_TAGS = [
     "SOPClassUID",
@@ -57,6 +59,7 @@ class Instance:
     series_number: int | None
     gantry_tilt: float
     frames: int
+    pixels: PixelLayout | None = None  # where its pixels lie, if they can be read without pydicom
 
 
 @dataclass
@@ -95,7 +98,9 @@ def _floats(value: object, count: int) -> tuple[float, ...] | None:
 
 
 def read_instance(path: Path, root: Path) -> Instance:
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    with open(path, "rb") as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True, specific_tags=HEADER_TAGS + PIXEL_TAGS)
+        pixels_at = fh.tell()  # pydicom stops at the pixel data element's tag
     kernel = ds.get("ConvolutionKernel", "")
     if not isinstance(kernel, str):  # multi-valued in some vendors' files
         kernel = "\\".join(str(k) for k in kernel)
@@ -126,6 +131,7 @@ def read_instance(path: Path, root: Path) -> Instance:
         series_number=int(series_number) if series_number not in (None, "") else None,
         gantry_tilt=tilt,
         frames=int(ds.get("NumberOfFrames", 1) or 1),
+        pixels=layout_of(ds, pixels_at),
     )
 
 

@@ -21,6 +21,14 @@ import pydicom
 from numpy.typing import NDArray
 
 from shared.dicom.checks import Geometry, SeriesRejected
+from shared.dicom.pixel_layout import (
+    NATIVE_SYNTAXES,
+    RescaledPixels,
+    native_values,
+    read_native,
+    rescale_of,
+    stored_dtype,
+)
 from shared.leftovers import remove_leftovers
 
 HU_MIN, HU_MAX = -1024.0, 3071.0
@@ -54,58 +62,57 @@ def lps_affine(geometry: Geometry) -> NDArray[np.float64]:
 def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> bytes:
     """Decode slice `index` into `out` (rows x columns) as HU; return the SHA-256 of its pixel bytes."""
     instance = geometry.instances[index]
-    ds = None
-    try:
-        ds = pydicom.dcmread(instance.path)
-        raw = _native_pixels(ds, geometry.rows, geometry.columns)
-        if raw is None:
-            raw = ds.pixel_array
-    except Exception as exc:  # any decoder failure is this file's fault, not the run's
-        raise SeriesRejected("pixel-data", _why_undecodable(ds, geometry, exc), instance) from None
+    pixels = None
+    if instance.pixels is not None:  # the common case: one seek and one read, no second parse
+        pixels = read_native(instance.path, instance.pixels, geometry.rows, geometry.columns)
+    if pixels is None:
+        pixels = _parsed_pixels(geometry, index)
+    raw = pixels.stored
     if raw.shape != (geometry.rows, geometry.columns):
         raise SeriesRejected(
             "pixel-data",
             f"pixel data has shape {raw.shape}, header says {geometry.rows}x{geometry.columns}",
             instance,
         )
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    np.multiply(raw, slope, out=out, casting="unsafe")
-    out += intercept
-    padding = ds.get("PixelPaddingValue")
-    if padding is not None:
-        out[raw == padding] = HU_MIN
+    np.multiply(raw, pixels.slope, out=out, casting="unsafe")
+    out += pixels.intercept
+    if pixels.padding is not None:
+        out[raw == pixels.padding] = HU_MIN
     np.clip(out, HU_MIN, HU_MAX, out=out)
-    return hashlib.sha256(ds.PixelData).digest()
+    return hashlib.sha256(pixels.pixel_bytes).digest()
 
 
-_NATIVE_SYNTAXES = (pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian)
+def _parsed_pixels(geometry: Geometry, index: int) -> RescaledPixels:
+    """The slow way, for what `read_native` does not read: pydicom parses the whole file, then
+    decodes it (or refuses it, naming what is wrong)."""
+    instance = geometry.instances[index]
+    ds = None
+    try:
+        ds = pydicom.dcmread(instance.path)
+        raw = _native_pixels(ds, geometry.rows, geometry.columns)
+        if raw is None:
+            raw = ds.pixel_array
+        slope, intercept, padding = rescale_of(ds)
+        return RescaledPixels(raw, slope, intercept, padding, ds.PixelData)
+    except Exception as exc:  # any decoder failure is this file's fault, not the run's
+        raise SeriesRejected("pixel-data", _why_undecodable(ds, geometry, exc), instance) from None
 
 
 def _native_pixels(ds: pydicom.Dataset, rows: int, columns: int) -> NDArray[np.integer] | None:
     """The pixels of an uncompressed little-endian slice, read straight from its bytes: what
-    `pixel_array` gives (bits above BitsStored dropped, signed values sign-extended), at a third of
-    its cost per slice. None for anything else (compressed, big-endian, colour, odd bit layouts,
-    too short), which `pixel_array` decodes or refuses."""
-    if ds.file_meta.get("TransferSyntaxUID") not in _NATIVE_SYNTAXES or ds.get("SamplesPerPixel", 1) != 1:
+    `pixel_array` gives at a third of its cost per slice. None for anything else (compressed,
+    big-endian, colour, odd bit layouts, too short), which `pixel_array` decodes or refuses."""
+    if ds.file_meta.get("TransferSyntaxUID") not in NATIVE_SYNTAXES or "PixelData" not in ds:
         return None
-    allocated, stored = ds.get("BitsAllocated"), ds.get("BitsStored")
-    if allocated not in (8, 16, 32) or stored is None or not 0 < stored <= allocated:
+    kind = stored_dtype(ds)
+    if kind is None:
         return None
-    if ds.get("HighBit", stored - 1) != stored - 1 or "PixelData" not in ds:
-        return None
-    signed = ds.get("PixelRepresentation", 0) == 1
-    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    dtype, spare = kind
     data = ds.PixelData
     if len(data) < rows * columns * dtype.itemsize:
         return None
     pixels = np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns)
-    spare = allocated - stored
-    if spare == 0:
-        return pixels
-    if signed:  # shift the stored bits to the top and back: the sign bit spreads down
-        return (pixels << spare) >> spare
-    return pixels & np.array((1 << stored) - 1, dtype=dtype)
+    return native_values(pixels, spare)
 
 
 def _why_undecodable(ds: pydicom.Dataset | None, geometry: Geometry, exc: Exception) -> str:

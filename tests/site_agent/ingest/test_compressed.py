@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
-from shared.dicom.checks import check_series
+from shared.dicom.checks import SeriesRejected, check_series
 from shared.dicom.scan import scan
 from shared.dicom.volume import load_hu
 from shared.phantom import PhantomRequest, read_labels, write_phantom
@@ -56,3 +57,54 @@ def test_uncompressed_pixels_read_from_their_bytes_are_what_pydicom_decodes(
     native = _native_pixels(ds, ds.Rows, ds.Columns)
     assert native is not None and native.dtype == ds.pixel_array.dtype
     assert np.array_equal(native, ds.pixel_array)
+
+
+def _one_slice(folder: Path) -> tuple[np.ndarray, str]:
+    volume = load_hu(check_series(scan(folder).series[0], min_slices=10))
+    return volume.hu, volume.fingerprint
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("syntax", [pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian])
+def test_pixels_read_at_the_offset_the_scan_noted_are_what_pydicom_decodes(
+    plain: Path, tmp_path: Path, syntax: pydicom.uid.UID, signed: bool
+) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(plain, folder)
+    for n, path in enumerate(sorted(folder.iterdir())):
+        ds = pydicom.dcmread(path)
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, int(signed)
+        pixels = np.frombuffer(ds.PixelData, dtype="<u2").reshape(ds.Rows, ds.Columns).copy()
+        pixels[0, :3] = (0xF123, 0x0800, 0x07FF)  # bits above BitsStored set; 12-bit sign bit set
+        ds.PixelData = pixels.tobytes()
+        ds.RescaleSlope, ds.RescaleIntercept, ds.PixelPaddingValue = 1, -1024, 0x07FF
+        if n == 3:
+            ds.RescaleSlope = 2  # one slice with its own slope: each slice's own header counts
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.save_as(path, enforce_file_format=True)
+    found = scan(folder).series[0]
+    assert all(
+        i.pixels is not None and i.pixels.explicit_vr != syntax.is_implicit_VR for i in found.instances
+    )
+    fast, fast_fingerprint = _one_slice(folder)
+    # The same series with its layouts taken away: pydicom parses every file again.
+    geometry = check_series(found, min_slices=10)
+    geometry.instances[:] = [replace(i, pixels=None) for i in geometry.instances]
+    slow = load_hu(geometry)
+    assert np.array_equal(fast, slow.hu) and fast_fingerprint == slow.fingerprint
+    assert fast.min() == -1024.0  # the padding value became air
+
+
+def test_a_file_changed_after_the_scan_is_read_by_pydicom_and_refused_by_name(
+    plain: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(plain, folder)
+    found = scan(folder).series[0]
+    geometry = check_series(found, min_slices=10)
+    victim = geometry.instances[4].path
+    victim.write_bytes(victim.read_bytes()[:-1000])  # cut short between the scan and the decode
+    with pytest.raises(SeriesRejected) as refused:
+        load_hu(geometry)
+    assert refused.value.check == "pixel-data" and refused.value.instance.path == victim
+    assert "truncated" in refused.value.detail
