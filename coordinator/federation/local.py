@@ -129,14 +129,14 @@ class LocalFederation:
         if wait:
             self.wait_online([site_id])
 
-    def wait_online(self, site_ids: list[str]) -> None:
+    def wait_online(self, site_ids: list[str], timeout_s: float = START_TIMEOUT_S) -> None:
         """Wait until the SuperLink sees every one of these (joined) sites online; sites that
         start together come online together, not one after another."""
         if self.settings.federation.insecure:
             return  # the SuperLink cannot tell unauthenticated sites apart
         registry = list_sites(self.settings)
         waiting = {registry[site].node_id: site for site in site_ids}
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while waiting:
             online = online_node_ids(self.settings)
             waiting = {node: site for node, site in waiting.items() if node not in online}
@@ -145,7 +145,7 @@ class LocalFederation:
                     raise FederationError(f"site {site}'s agent exited at start; see {self.log_of(site)}")
             if waiting and time.monotonic() > deadline:
                 late = ", ".join(sorted(waiting.values()))
-                raise FederationError(f"{late} did not come online within {START_TIMEOUT_S:.0f} s")
+                raise FederationError(f"{late} did not come online within {timeout_s:.0f} s")
             if waiting:
                 time.sleep(0.5)
 

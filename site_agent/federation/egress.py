@@ -4,7 +4,8 @@ A Flower mod around the ClientApp: after a handler has built its reply, the repl
 objects Flower pushes to the SuperLink (the message, its records, arrays and array chunks), and each
 object's bytes are written to `<egress_log>/<time>-<type>.objects` before the reply is handed back
 to the SuperNode. `egress.jsonl` beside it lists every message: when, what type, which records,
-array shapes, and how many bytes. If the copy cannot be written, the reply is not sent.
+array shapes, how many bytes, how long the site took to answer, and the CPU its ClientApp process
+took to start. If the copy cannot be written, the reply is not sent.
 
 File format of `.objects`: repeated [object id: 64 ASCII hex][length: 8 bytes big-endian][bytes].
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,14 +30,29 @@ from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_conte
 from site_agent.federation.node_settings import site_settings
 
 
+@dataclass(frozen=True)
+class AnswerTiming:
+    """How long the site took to answer: wall seconds, and CPU seconds of this process (all its
+    threads), from the handler receiving the message to the reply. It tells an operator what a
+    round costs the site, and the scale benchmark the sites' own work from Flower's."""
+
+    wall_s: float
+    cpu_s: float
+    start_cpu_s: (
+        float  # CPU seconds this ClientApp process spent before the handler: Flower starts one per message
+    )
+
+
 def record_egress(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    wall, cpu = time.perf_counter(), time.process_time()
     reply = call_next(message, context)
+    timing = AnswerTiming(time.perf_counter() - wall, time.process_time() - cpu, cpu)
     folder = site_settings(context).federation.egress_log
-    write_egress(folder, reply)
+    write_egress(folder, reply, timing)
     return reply
 
 
-def write_egress(folder: Path, reply: Message) -> Path:
+def write_egress(folder: Path, reply: Message, timing: AnswerTiming) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     kind = reply.metadata.message_type.replace(".", "-")
@@ -57,6 +75,9 @@ def write_egress(folder: Path, reply: Message) -> Path:
         },
         "bytes": total,
         "file": path.name,
+        "answer_s": round(timing.wall_s, 3),
+        "answer_cpu_s": round(timing.cpu_s, 3),
+        "start_cpu_s": round(timing.start_cpu_s, 3),
     }
     with (folder / "egress.jsonl").open("a") as fh:
         fh.write(json.dumps(summary) + "\n")
