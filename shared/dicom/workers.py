@@ -1,9 +1,9 @@
-"""The process pool that reads and decodes DICOM on every core.
+"""The process pool that reads DICOM headers on every core.
 
 pydicom parses in pure Python, so threads cannot overlap it; processes can. The pool is started
 once (forkserver, with the readers already imported, so no worker inherits this process's threads
 or torch state) and reused for every series of a run. Small jobs stay in this process: starting
-work elsewhere only pays for enough files.
+work elsewhere only pays for enough files. (Pixels are decoded by threads: see `load_hu`.)
 """
 
 from __future__ import annotations

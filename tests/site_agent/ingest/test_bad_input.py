@@ -118,7 +118,7 @@ def test_a_full_disk_mid_ingest_is_one_clear_line_and_the_store_stays_whole(
         capture_output=True,
         text=True,
         check=False,
-        preexec_fn=_with_file_size_limit(64 * 1024),  # SQLite fits, a case file does not
+        preexec_fn=_with_file_size_limit(48 * 1024),  # SQLite fits, a case file (65 KB) does not
     )
 
     assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
