@@ -8,9 +8,10 @@ measured in this one run so the ratios are fair:
 - dcm2niix: Debian's dcm2niix converting the same folder to uncompressed NIfTI;
 - read+validate+HU: fedsynth's header scan, series checks and decode to Hounsfield units;
 - full preprocessing: that, plus orientation, resampling, mediastinum crop and window (64^3 at 2 mm);
-- each with one process and with the worker pool (both cores).
+- each with one process, with the worker pool (both cores), and as a site runs it.
 
-Goal (issue 3): read+validate+HU within 2x of dcm2niix.
+Goal (issue 20): read+validate+HU within 1.5x of dcm2niix, as a site runs it (the pool above
+`MIN_FILES_FOR_POOL` files, one process below).
 
 Also the share of each phantom lesion's volume that lands inside the stored cube, per class, at
 the test size (32^3 at 4 mm) and the default (64^3 at 2 mm): the cube is centred on the mediastinum
@@ -42,6 +43,8 @@ from shared.dicom.volume import load_hu
 from shared.phantom import PhantomRequest, read_labels, write_phantom
 from shared.preprocessing import preprocess
 from site_agent.config import SitePreprocessing
+
+GOAL_RATIO = 1.5
 
 
 def real_ct() -> Path:
@@ -89,7 +92,8 @@ def measure(folder: Path, repeats: int) -> dict:
     }
     result["pydicom_dcmread_s"] = round(median_seconds(plain_pydicom, repeats), 4)
     result["dcm2niix_s"] = round(median_seconds(dcm2niix, repeats), 4)
-    for mode, minimum in (("one_process", 10**9), ("pool", workers.MIN_FILES_FOR_POOL)):
+    modes = (("one_process", 10**9), ("pool", 1), ("as_run", workers.MIN_FILES_FOR_POOL))
+    for mode, minimum in modes:
         saved = workers.MIN_FILES_FOR_POOL
         workers.MIN_FILES_FOR_POOL = minimum
         try:
@@ -98,13 +102,13 @@ def measure(folder: Path, repeats: int) -> dict:
         finally:
             workers.MIN_FILES_FOR_POOL = saved
     dcm2niix_s = float(result["dcm2niix_s"])  # type: ignore[arg-type]
-    for mode in ("one_process", "pool"):
+    for mode, _ in modes:
         ours = float(result[f"read_validate_hu_{mode}_s"])  # type: ignore[arg-type]
         result[f"read_validate_hu_{mode}_over_dcm2niix"] = round(ours / dcm2niix_s, 2)
         result[f"read_validate_hu_{mode}_over_pydicom"] = round(ours / float(result["pydicom_dcmread_s"]), 2)  # type: ignore[arg-type]
     one_process, pool = result["read_validate_hu_one_process_s"], result["read_validate_hu_pool_s"]
     result["pool_speedup_read_validate_hu"] = round(float(one_process) / float(pool), 2)  # type: ignore[arg-type]
-    result["goal_within_2x_of_dcm2niix"] = bool(float(result["read_validate_hu_pool_over_dcm2niix"]) <= 2.0)  # type: ignore[arg-type]
+    result["goal_met"] = bool(float(result["read_validate_hu_as_run_over_dcm2niix"]) <= GOAL_RATIO)  # type: ignore[arg-type]
     return result
 
 
@@ -176,7 +180,12 @@ def main() -> None:
             print(f"{name}: {results[name]}")
     coverage = lesion_coverage(args.coverage_cases)
     print(f"lesion coverage: {coverage}")
-    payload = {"cores": workers.cores(), "series": results, "lesion_coverage": coverage}
+    payload = {
+        "cores": workers.cores(),
+        "goal_ratio": GOAL_RATIO,
+        "series": results,
+        "lesion_coverage": coverage,
+    }
     path = write_result("ingest", {**payload, "peak_rss_mb": round(peak_rss_mb(), 1)})
     print(f"wrote {path}")
 

@@ -199,6 +199,56 @@ def download(d: Json) -> list[str]:
     ]
 
 
+def scale(d: Json) -> list[str]:
+    rows = []
+    for r in d["runs"]:
+        pss = r["peak_pss_mb"]
+        if not r["completed"]:
+            rows.append([str(r["sites"]), f"stopped for memory at: {r['stopped_for_memory_at']}"] + [""] * 7)
+            continue
+        rows.append(
+            [
+                str(r["sites"]),
+                _num(r["round_wall_s"], 0),
+                _num(r["orchestration_overhead_per_site_s"], 2),
+                _num(r["clientapp_start_cpu_s_per_message"], 2),
+                _num(r["superlink_cpu_s_per_site"], 2),
+                _num(pss.get("superlink"), 0),
+                _num(pss.get("coordinator"), 0),
+                _num(pss.get("sites_resident"), 0) + " + " + _num(pss.get("clientapp"), 0),
+                _num(r["min_available_mb"], 0),
+            ]
+        )
+    header = [
+        "sites",
+        "round s",
+        "overhead per site s",
+        "ClientApp start, CPU s per message",
+        "SuperLink CPU s per site",
+        "SuperLink MB",
+        "coordinator MB",
+        "sites' SuperNodes + ClientApps MB",
+        "lowest free MB",
+    ]
+    lines = [
+        f"One round per row, every process real, on this machine; memory is peak proportional set size. "
+        f"Goal: at most {d['goal_overhead_per_site_s']:g} s of orchestration overhead per site.",
+        "",
+        *_table(header, rows),
+    ]
+    x = d.get("extrapolated")
+    if x:
+        low, high = x["from_runs"]
+        lines += [
+            "",
+            f"Straight line through the runs of {low} and {high} sites, read at {x['sites']}: "
+            f"SuperLink {x['superlink_pss_mb']:.0f} MB ({x['superlink_pss_mb_per_site']:.2f} MB per site), "
+            f"coordinator {x['coordinator_pss_mb']:.0f} MB, SuperLink CPU {x['superlink_cpu_s']:.0f} s per "
+            f"round ({x['superlink_cpu_s_per_site']:.2f} s per site).",
+        ]
+    return lines
+
+
 def fuzz(d: Json) -> list[str]:
     store = d["store"]
     inputs = ", ".join(f"{kind} {count}" for kind, count in d["inputs"].items())
@@ -321,13 +371,37 @@ def ingest(d: Json) -> list[str]:
         [
             name,
             str(v["files"]),
-            _num(v["read_validate_hu_one_process_s"]),
             _num(v["dcm2niix_s"]),
+            _num(v["read_validate_hu_one_process_s"]),
+            _num(v["read_validate_hu_one_process_over_dcm2niix"], 2),
+            _num(v["read_validate_hu_pool_s"]),
             _num(v["read_validate_hu_pool_over_dcm2niix"], 2),
+            _num(v["read_validate_hu_as_run_over_dcm2niix"], 2)
+            if "read_validate_hu_as_run_over_dcm2niix" in v
+            else "",
         ]
         for name, v in d["series"].items()
     ]
-    return _table(["series", "files", "read+validate+HU s", "dcm2niix s", "ratio (pool)"], rows)
+    header = [
+        "series",
+        "files",
+        "dcm2niix s",
+        "one process s",
+        "ratio",
+        "pool s",
+        "ratio",
+        "ratio as a site runs it",
+    ]
+    goal = d.get("goal_ratio")
+    met = [v.get("goal_met") for v in d["series"].values()]
+    lines = _table(header, rows)
+    if goal is not None:
+        lines += [
+            "",
+            f"Goal: read+validate+HU within {goal}x of dcm2niix, as a site runs it: "
+            + ("met." if all(met) else "**not met**."),
+        ]
+    return lines
 
 
 def yardstick(d: Json) -> list[str]:
@@ -394,6 +468,7 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "ingest_coverage": ("Lesion coverage of the crop", "python -m bench.ingest --coverage-only", coverage),
     "ingest": ("Ingestion speed", "python -m bench.ingest", ingest),
     "phantom": ("Phantom writing speed", "python -m bench.phantom", phantom),
+    "scale": ("Scale: one round with many hospitals on one SuperLink", "python -m bench.scale", scale),
     "fuzz": ("Reliability: broken DICOM in bulk", "python -m bench.fuzz", fuzz),
     "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
     "finetune_probe": (
