@@ -204,7 +204,19 @@ def scale(d: Json) -> list[str]:
     for r in d["runs"]:
         pss = r["peak_pss_mb"]
         if not r["completed"]:
-            rows.append([str(r["sites"]), f"stopped for memory at: {r['stopped_for_memory_at']}"] + [""] * 7)
+            why = (
+                f"stopped, under {r['memory_floor_mb']:.0f} MB free, at: {r['stopped_for_memory_at']}"
+                if "stopped_for_memory_at" in r
+                else f"round {r['round_state']}: {r['round_message']}"
+            )
+            rows.append(
+                [str(r["sites"]), why]
+                + [""] * 5
+                + [
+                    _num(pss.get("sites_resident"), 0) + " + " + _num(pss.get("clientapp"), 0),
+                    _num(r["min_available_mb"], 0),
+                ]
+            )
             continue
         rows.append(
             [
