@@ -1,4 +1,4 @@
-"""`python -m bench.scale`: one round with 50 hospitals on one SuperLink, on this machine.
+"""`python -m bench.scale [--sites 10 50]`: one round with N hospitals on one SuperLink, on this machine.
 
 Every part is the real one, as in `coordinator demo`: a SuperLink with TLS and site keys, one
 `site-agent join` (a Flower SuperNode and its SuperExec) per hospital, the coordinator service, and
@@ -22,7 +22,13 @@ Reported, from what ran:
   counted once): the SuperLink; the coordinator (service, ServerApp and its SuperExec); the sites'
   SuperNodes and SuperExecs; the sites' ClientApps; the machine's lowest available memory.
 
-Results go to bench/results/scale.json; `--keep` keeps the scratch folder for a look at the logs.
+A run that runs the machine low on memory is stopped before the kernel's OOM killer picks a victim,
+and recorded as stopped, with how far its round got; a round that fails is recorded with its
+state and each site's outcome. Both are findings, not errors.
+
+Results go to bench/results/scale.json (`--add` keeps the runs of other site counts already there,
+and draws the line to 500 sites through the two largest completed runs); `--keep` keeps the scratch
+folders for a look at the logs.
 """
 
 from __future__ import annotations
