@@ -239,7 +239,7 @@ def scale(d: Json) -> list[str]:
         "SuperLink CPU s per site",
         "SuperLink MB",
         "coordinator MB",
-        "sites' SuperNodes + ClientApps MB",
+        "sites' SuperNodes and SuperExecs + ClientApps MB",
         "lowest free MB",
     ]
     lines = [
