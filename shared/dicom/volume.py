@@ -58,7 +58,10 @@ def decode_slice(geometry: Geometry, index: int, out: NDArray[np.float32]) -> by
     instance = geometry.instances[index]
     pixels = None
     if instance.pixels is not None:  # the common case: one seek and one read, no second parse
-        pixels = read_native(instance.path, instance.pixels, geometry.rows, geometry.columns)
+        try:
+            pixels = read_native(instance.path, instance.pixels, geometry.rows, geometry.columns)
+        except OSError:
+            pixels = None  # gone or unreadable since the scan: pydicom's attempt says what is wrong
     if pixels is None:
         pixels = _parsed_pixels(geometry, index)
     raw = pixels.stored

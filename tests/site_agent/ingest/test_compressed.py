@@ -108,3 +108,14 @@ def test_a_file_changed_after_the_scan_is_read_by_pydicom_and_refused_by_name(
         load_hu(geometry)
     assert refused.value.check == "pixel-data" and refused.value.instance.path == victim
     assert "truncated" in refused.value.detail
+
+
+def test_a_file_removed_after_the_scan_is_refused_by_name(plain: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    shutil.copytree(plain, folder)
+    geometry = check_series(scan(folder).series[0], min_slices=10)
+    victim = geometry.instances[2].path
+    victim.unlink()
+    with pytest.raises(SeriesRejected) as refused:
+        load_hu(geometry)
+    assert refused.value.check == "pixel-data" and refused.value.instance.path == victim
