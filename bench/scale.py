@@ -274,7 +274,8 @@ def coordinator_config(out: Path, sites: int, timeout_s: float) -> Path:
 
 
 def site_answers(out: Path, names: list[str]) -> dict[str, dict[str, float]]:
-    """Each site's answers, from its egress log: message type -> summed wall and CPU seconds."""
+    """Each site's answers, from its egress log, summed over its messages: wall and CPU seconds of
+    its handlers, CPU seconds its ClientApps took to start, messages and bytes sent."""
     answers: dict[str, dict[str, float]] = {}
     for name in names:
         log = out / "sites" / name / "logs" / "egress" / "egress.jsonl"
