@@ -20,7 +20,9 @@ from shared.federation.messages import SiteAnswer, read_reply
 POLL_S = 1.0
 TTL_MARGIN_S = 60.0  # a message outlives its phase's deadline, so a late site gets "no answer", not a TTL
 FLOWER_ERRORS = {
-    3: "the message expired before the site fetched it",
+    # Flower: the SuperLink no longer holds the message. Seen for a reply whose push failed under
+    # load (bench.scale), not only for a message that outlived its TTL.
+    3: "the SuperLink lost the message or its reply (expired, or a failed push)",
     4: "the site's reply was lost or expired",
     5: "the site went offline during the round",
     8: "the site agent crashed while answering",
