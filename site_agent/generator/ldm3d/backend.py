@@ -176,7 +176,13 @@ class LatentDiffusion3D:
             chosen = (torch.rand(n, generator=draws) < sample_rate).nonzero().squeeze(1).to(self.device)
             optimiser.zero_grad(set_to_none=True)
             total = 0.0
-            for _ in range(self.draws_per_patient):
+            if len(chosen) == 0 and private is not None:
+                # Poisson sampling drew no patient. The step still happens and is charged, as DP-SGD
+                # requires: no gradients to clip, only the noise (the networks cannot run on zero
+                # volumes, so Opacus is handed the empty per-sample gradients directly).
+                for parameter in (q for q in net.parameters() if q.requires_grad):
+                    parameter.grad_sample = torch.zeros((0, *parameter.shape), device=parameter.device)
+            for _ in range(self.draws_per_patient if len(chosen) else 0):
                 x = latents[chosen]
                 noise = torch.randn(x.shape, generator=draws).to(self.device)
                 t = torch.randint(0, self.spec.timesteps, (len(chosen),), generator=draws).to(self.device)

@@ -85,3 +85,29 @@ def test_a_site_refuses_a_missing_a_mismatched_or_a_misfitting_foundation(
         "tiny-test",
         tiny_foundation.sha256,
     )
+
+
+def test_a_poisson_batch_that_draws_no_patient_is_still_a_charged_noisy_step(
+    trained_site: TrainedSite, tiny_foundation: TinyFoundation, tmp_path: Path
+) -> None:
+    from shared.privacy import Mechanism
+    from site_agent.generator.backend import TrainingPlan
+    from site_agent.generator.checkpoints import FileCheckpointer
+    from site_agent.generator.training_set import load_training_set
+    from site_agent.ingest.store import CaseStore
+
+    settings = _ldm3d(trained_site.copy(tmp_path / "site").settings, tiny_foundation)
+    with CaseStore(settings.paths.store) as store:
+        data = load_training_set(store, settings.classes)
+    backend = new_backend(settings, torch.device("cpu"))
+    before = {name: p.detach().clone() for name, p in backend.denoiser.named_parameters() if p.requires_grad}
+    mechanism = Mechanism(noise_multiplier=1.0, sample_rate=1e-9, steps=3)  # every batch is empty
+    plan = TrainingPlan(
+        mechanism=mechanism, max_grad_norm=1.0, batch_size=4, steps=3, accountant="rdp", seed=1
+    )
+    charged = backend.train(
+        data, plan, checkpoints=FileCheckpointer(tmp_path / "ck", every_seconds=1e9), on_step=lambda r: None
+    )
+    assert charged == 3
+    after = dict(backend.denoiser.named_parameters())
+    assert any(not torch.equal(before[name], after[name]) for name in before)  # the noise moved them
