@@ -52,14 +52,12 @@ from typing import Any
 from bench.common import RESULTS, write_result
 from coordinator.client.api import ApiClient
 from coordinator.config import load_coordinator_settings
-from coordinator.coordinator_toml import write_coordinator_toml
+from coordinator.demo.run import local_coordinator
 from coordinator.demo.service import make_tokens, run_round
-from coordinator.federation.certificates import init_certificates
 from coordinator.federation.local import LocalFederation
 from coordinator.federation.rounds import RoundReport
 from coordinator.foundation.catalogue import add_foundation
 from shared.crop_box import CPU_BOX, CPU_SPACING_MM
-from shared.federation.processes import free_port
 from shared.foundation.shipped import SHIPPED_FOUNDATION
 from site_agent.federation.keys import generate_site_key
 from site_agent.site_toml import write_site_toml
@@ -83,10 +81,6 @@ SITES = ("supernode", "site_superexec")
 
 def _say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def _set(text: str, key: str, value: str) -> str:
-    return re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.MULTILINE)
 
 
 def _tree() -> dict[int, int]:
@@ -257,22 +251,6 @@ def build_sites(out: Path, count: int, cases: int, env: dict[str, str], ca: Path
     return names
 
 
-def coordinator_config(out: Path, sites: int, timeout_s: float) -> Path:
-    config = write_coordinator_toml(out / "coordinator")
-    text = _set(config.read_text(), "superlink_port", str(free_port()))
-    for key, value in {
-        "diagnosis_epochs": "2",
-        "diagnosis_patience": "2",
-        "round_timeout_s": f"{timeout_s:.1f}",
-        "evaluate_timeout_s": f"{timeout_s:.1f}",
-        "min_sites": str(sites),
-    }.items():
-        text = _set(text, key, value)
-    config.write_text(text)
-    init_certificates(load_coordinator_settings(config).paths.certificates, hosts=["127.0.0.1", "localhost"])
-    return config
-
-
 def site_answers(out: Path, names: list[str]) -> dict[str, dict[str, float]]:
     """Each site's answers, from its egress log, summed over its messages: wall and CPU seconds of
     its handlers, CPU seconds its ClientApps took to start, messages and bytes sent."""
@@ -300,7 +278,16 @@ def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
         "FEDSYNTH_GENERATOR__BACKEND": "lesionstats",
     }
     timeout_s = 300.0 + 20.0 * count  # each site's answer takes about 6 s of CPU on one of two cores
-    config = coordinator_config(out, count, timeout_s)
+    config = local_coordinator(
+        out / "coordinator",
+        {
+            "diagnosis_epochs": "2",
+            "diagnosis_patience": "2",
+            "round_timeout_s": f"{timeout_s:.1f}",
+            "evaluate_timeout_s": f"{timeout_s:.1f}",
+            "min_sites": str(count),
+        },
+    )
     settings = load_coordinator_settings(config)
     _say(f"building {count} phantom hospitals ({cases} patients each)")
     started = time.monotonic()

@@ -160,7 +160,7 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
     prepare_folder(out)
     console.print(f"fedsynth demo in {out}")
     sites = list(TRAINING_PROFILES)[: options.sites]
-    config = _coordinator(out)
+    config = local_coordinator(out / "coordinator", DEMO_COORDINATOR)
     foundation_id = _add_foundation(config, options)
     _hospitals(out, sites, options, console)
 
@@ -248,10 +248,12 @@ def _set(text: str, key: str, value: str) -> str:
     return re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.MULTILINE)
 
 
-def _coordinator(out: Path) -> Path:
-    config = write_coordinator_toml(out / "coordinator")
+def local_coordinator(directory: Path, values: dict[str, str]) -> Path:
+    """`directory/coordinator.toml` for a federation on loopback (the demo's, a benchmark's): a free
+    SuperLink port, `values` over the defaults, and throwaway certificates for this machine."""
+    config = write_coordinator_toml(directory)
     text = _set(config.read_text(), "superlink_port", str(free_port()))
-    for key, value in DEMO_COORDINATOR.items():
+    for key, value in values.items():
         text = _set(text, key, value)
     config.write_text(text)
     settings = load_coordinator_settings(config)
