@@ -27,7 +27,8 @@ from bench.common import RESULTS, write_result
 from bench.phantom_sites import build_site, copy_site, site_settings, store_items
 from bench.synthetic_runs import SCALES, SEED
 from shared.classes import DEFAULT_CLASSES
-from shared.foundation.artefact import foundation_sha256, load_foundation
+from shared.foundation.artefact import load_foundation
+from shared.foundation.files import foundation_sha256
 from shared.foundation.montage import save_drawn_montage
 from shared.foundation.sampling import draw
 

@@ -102,7 +102,8 @@ def _lesionstats(case: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from shared.classes import DEFAULT_CLASSES
-    from shared.foundation.artefact import foundation_sha256, load_foundation
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.files import foundation_sha256
     from shared.foundation.shipped import SHIPPED_FOUNDATION
     from shared.privacy import Mechanism
     from site_agent.generator.backend import TrainingPlan, TrainingSet

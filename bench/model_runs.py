@@ -19,7 +19,8 @@ from typing import Any
 
 from bench.phantom_sites import Say
 from bench.synthetic_runs import EXTERNAL, SCALES, Scale
-from shared.diagnosis.bundle import METADATA, Task
+from shared.diagnosis.bundle import Task
+from shared.diagnosis.model_files import METADATA
 
 
 @dataclass(frozen=True)

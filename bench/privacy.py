@@ -133,8 +133,9 @@ def shadow_attacks(
     foundation: Path | None,
 ) -> dict[str, Any]:
     from coordinator.diagnosis.training import TrainOptions, stratified_split, train_model
-    from shared.diagnosis.bundle import METADATA, load_model
+    from shared.diagnosis.bundle import load_model
     from shared.diagnosis.dataset import load_dataset
+    from shared.diagnosis.model_files import METADATA
 
     device = choose_device("auto")
     # The same data and models as bench.utility's in the same --work (trained here when missing).

@@ -696,7 +696,8 @@ def _bars(pts: list[tuple[float, dict[str, Any]]]) -> tuple[list[float], list[fl
 
 
 def _foundation_card(folder: Path) -> dict[str, Any]:
-    from shared.foundation.artefact import foundation_sha256, load_foundation
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.files import foundation_sha256
 
     card = load_foundation(folder).card
     return {

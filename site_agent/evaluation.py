@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from shared.crop_box import box_text
 from shared.devices import choose_device
-from shared.diagnosis.bundle import DiagnosticModel, ModelError, load_model, model_sha256
+from shared.diagnosis.bundle import DiagnosticModel, load_model
 from shared.diagnosis.metrics import (
     MIN_CASES,
     MIN_CLASS_CASES,
@@ -29,6 +29,7 @@ from shared.diagnosis.metrics import (
     estimate,
     macro_auc,
 )
+from shared.diagnosis.model_files import ModelError, model_sha256
 from shared.schemas import ClassMetrics, Figure, SiteMetricsReply
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal

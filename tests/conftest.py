@@ -183,7 +183,8 @@ def tiny_foundation(tmp_path_factory: pytest.TempPathFactory) -> TinyFoundation:
     quality."""
     from coordinator.foundation.corpus import CorpusRequest, build_corpus
     from coordinator.foundation.training import TrainingSettings, train_foundation
-    from shared.foundation.artefact import foundation_sha256, save_foundation
+    from shared.foundation.artefact import save_foundation
+    from shared.foundation.files import foundation_sha256
     from shared.foundation.networks import FoundationSpec
 
     def build(root: Path) -> None:

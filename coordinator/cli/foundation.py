@@ -214,7 +214,8 @@ def show(
     axial and coronal slices, radiological convention."""
     import numpy as np
 
-    from shared.foundation.artefact import foundation_sha256, load_foundation
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.files import foundation_sha256
     from shared.foundation.montage import save_drawn_montage
     from shared.foundation.sampling import draw
 

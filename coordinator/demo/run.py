@@ -94,7 +94,8 @@ def check_foundation(options: DemoOptions) -> tuple[str, bool]:
     """The foundation's sha256 and whether it has an anatomy bank, once it is known to fit the
     demo's box; refused before anything is written otherwise."""
     from shared.crop_box import box_text
-    from shared.foundation.artefact import FoundationError, foundation_sha256, load_foundation
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.files import FoundationError, foundation_sha256
 
     try:
         foundation = load_foundation(options.foundation)

@@ -14,9 +14,10 @@ import numpy as np
 
 from shared.crop_box import box_text
 from shared.devices import choose_device
-from shared.diagnosis.bundle import ModelError, load_model, model_sha256
+from shared.diagnosis.bundle import load_model
 from shared.diagnosis.dataset import load_dataset
 from shared.diagnosis.metrics import roc_curve
+from shared.diagnosis.model_files import ModelError, model_sha256
 from shared.diagnosis.report import evaluation_report
 
 

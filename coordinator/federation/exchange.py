@@ -1,12 +1,14 @@
 """The Flower side of a round's phase: send one message to each site, collect and unpack replies.
 
-The round runner decides what a reply means; this module only moves messages. Every message has a
-TTL and every collection a deadline, so no wait is unbounded. Flower's own errors (a site offline,
-a crashed ClientApp, an expired message) become a sentence the report can show.
+The round runner decides what a reply means; this module only moves messages, and sends again
+what Flower lost. Every message has a TTL and every collection a deadline, so no wait is unbounded.
+Flower's own errors (a site offline, a crashed ClientApp, an expired message) become a sentence the
+report can show.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +19,14 @@ from flwr.serverapp import Grid
 from shared.errors import FedsynthError
 from shared.federation.messages import SiteAnswer, read_reply
 
+log = logging.getLogger(__name__)
+
 POLL_S = 1.0
 TTL_MARGIN_S = 60.0  # a message outlives its phase's deadline, so a late site gets "no answer", not a TTL
+# Flower's errors for a message or reply the SuperLink no longer holds, with the site still there:
+# bench.scale saw a reply push fail on the SuperLink's "database is locked" under load. Asked again.
+LOST = frozenset({3, 4})
+MAX_ASKS = 3
 FLOWER_ERRORS = {
     # Flower: the SuperLink no longer holds the message. Seen for a reply whose push failed under
     # load (bench.scale), not only for a message that outlived its TTL.
@@ -42,6 +50,7 @@ class Reply:
     site_id: str
     answer: SiteAnswer | None
     error: str = ""
+    asks: int = 1  # times the message was sent: more than once after Flower lost one or its reply
 
 
 @dataclass(frozen=True)
@@ -62,42 +71,62 @@ def exchange(
 ) -> None:
     """Send `outgoing` to each node (node id -> site id) and hand every reply to `on_reply` as it
     arrives, until all have answered or the timeout has passed; the rest are handed over as missing.
+    A message Flower lost, or whose reply it lost, is sent again while the phase has time left, up
+    to MAX_ASKS times in all: every answer is safe to ask for twice (a site releases a round's set
+    once and sends that same set again; see site_agent/federation/answers.py).
     `on_progress(answered, asked)` is called after every poll."""
     timeout_s = outgoing.timeout_s
-    messages = [
-        Message(
-            outgoing.content,
-            dst_node_id=node,
-            message_type=outgoing.message_type,
-            ttl=timeout_s + TTL_MARGIN_S,
-        )
-        for node in nodes
-    ]
-    sent = dict(zip(grid.push_messages(messages), nodes, strict=True))
-    pending = dict(sent)
     deadline = time.monotonic() + timeout_s
+    asks: dict[int, int] = {}
+
+    def send(to: list[int]) -> dict[str, int]:
+        ttl = max(deadline - time.monotonic(), POLL_S) + TTL_MARGIN_S
+        messages = [
+            Message(outgoing.content, dst_node_id=node, message_type=outgoing.message_type, ttl=ttl)
+            for node in to
+        ]
+        for node in to:
+            asks[node] = asks.get(node, 0) + 1
+        return dict(zip(grid.push_messages(messages), to, strict=True))
+
+    pending = send(list(nodes))
+    answered = 0
     while pending and time.monotonic() < deadline:
+        again: list[int] = []
         for reply in grid.pull_messages(list(pending)):
             node = pending.pop(reply.metadata.reply_to_message_id, None)
-            if node is not None:
-                on_reply(_unpack(node, nodes[node], reply, authenticated=authenticated))
-        on_progress(len(sent) - len(pending), len(sent))
+            if node is None:
+                continue
+            if reply.has_error() and int(reply.error.code) in LOST and asks[node] < MAX_ASKS:
+                log.warning(
+                    "%s: asking %s again: %s",
+                    outgoing.message_type,
+                    nodes[node],
+                    FLOWER_ERRORS[int(reply.error.code)],
+                )
+                again.append(node)
+                continue
+            answered += 1
+            on_reply(_unpack(node, nodes[node], reply, authenticated=authenticated, asks=asks[node]))
+        if again:
+            pending.update(send(again))
+        on_progress(answered, len(nodes))
         if pending:
             time.sleep(POLL_S)
     for node in pending.values():
-        on_reply(Reply(node, nodes[node], None, f"no answer within {timeout_s:.0f} s"))
+        on_reply(Reply(node, nodes[node], None, f"no answer within {timeout_s:.0f} s", asks=asks[node]))
 
 
-def _unpack(node: int, site: str, reply: Message, *, authenticated: bool) -> Reply:
+def _unpack(node: int, site: str, reply: Message, *, authenticated: bool, asks: int) -> Reply:
     if reply.has_error():
         code = int(reply.error.code)
-        return Reply(node, site, None, FLOWER_ERRORS.get(code, f"Flower error {code}"))
+        return Reply(node, site, None, FLOWER_ERRORS.get(code, f"Flower error {code}"), asks=asks)
     try:
         answer = read_reply(reply.content)
     except FedsynthError as exc:
-        return Reply(node, site, None, f"unreadable reply: {exc}")
+        return Reply(node, site, None, f"unreadable reply: {exc}", asks=asks)
     claimed = None if authenticated else _claimed_site(answer)
-    return Reply(node, claimed or site, answer)
+    return Reply(node, claimed or site, answer, asks=asks)
 
 
 def _claimed_site(answer: SiteAnswer) -> str | None:

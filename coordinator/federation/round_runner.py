@@ -43,8 +43,8 @@ from coordinator.federation.rounds import (
 )
 from coordinator.federation.sites import list_sites
 from coordinator.federation.validation import validate_synthetic
-from shared.diagnosis.bundle import model_sha256
 from shared.diagnosis.dataset import load_dataset
+from shared.diagnosis.model_files import model_sha256
 from shared.errors import FedsynthError
 from shared.federation.messages import (
     EVALUATE,
@@ -290,7 +290,7 @@ class RoundRunner:
         return holders
 
     def _foundation_files(self) -> dict[str, bytes]:
-        from shared.foundation.artefact import foundation_files, foundation_sha256
+        from shared.foundation.files import foundation_files, foundation_sha256
 
         assert self.plan.foundation_folder is not None
         folder = Path(self.plan.foundation_folder)
@@ -384,6 +384,9 @@ class RoundRunner:
                 self.report.sites.pop(asked_as, None)
                 nodes[reply.node_id] = reply.site_id
             handle(reply)
+            if reply.asks > 1:
+                self.report.sites[reply.site_id].asked_again += reply.asks - 1
+                self._save()
 
         def on_progress(done: int, asked: int) -> None:
             self.report.progress = f"{what}: {done}/{asked} sites answered"

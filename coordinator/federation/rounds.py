@@ -67,6 +67,7 @@ class SiteResult(_Doc):
     evaluation: SiteOutcome | None = None
     evaluation_reason: str = ""
     metrics: SiteMetricsReply | None = None
+    asked_again: int = Field(0, description="messages sent again after Flower lost one or its reply")
 
 
 class RoundReport(_Doc):

@@ -69,12 +69,8 @@ def find_foundation(settings: CoordinatorSettings, foundation_id: str) -> Listed
 def add_foundation(settings: CoordinatorSettings, source: Path) -> ListedFoundation:
     """Copy the foundation in `source`, checked, into the coordinator's foundations under its id.
     Adding the same foundation again changes nothing."""
-    from shared.foundation.artefact import (
-        foundation_files,
-        foundation_sha256,
-        install_foundation,
-        load_foundation,
-    )
+    from shared.foundation.artefact import load_foundation
+    from shared.foundation.files import foundation_files, foundation_sha256, install_foundation
 
     foundation = load_foundation(source)  # every file against the card: FoundationError if not
     foundation_id, sha256 = foundation.card.foundation_id, foundation_sha256(source)

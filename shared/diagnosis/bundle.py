@@ -38,13 +38,10 @@ from shared.classes import NORMAL
 from shared.crop_box import Box
 from shared.diagnosis.head import CaseHead
 from shared.diagnosis.lesion_features import feature_names, lesion_features, window_of
+from shared.diagnosis.model_files import METADATA, WEIGHTS, ModelError
 from shared.diagnosis.networks import build_classifier, build_segmenter
-from shared.errors import FedsynthError
 from shared.hashing import file_sha256
 
-METADATA = "metadata.json"
-WEIGHTS = ("classifier", "segmenter", "head")  # <name>.safetensors, each listed in the card
-MODEL_FILES = frozenset({METADATA, *(f"{name}.safetensors" for name in WEIGHTS)})
 Task = Literal["classify", "segment", "both"]
 TASKS: tuple[Task, ...] = ("segment", "classify", "both")
 NORMAL_PSEUDO_ML = 1.0  # a case is normal until its predicted lesion outweighs this much tissue
@@ -81,10 +78,6 @@ def case_probabilities(softmax: torch.Tensor, classes: tuple[str, ...], voxel_ml
     if has_normal:
         out[:, classes.index(NORMAL)] = (NORMAL_PSEUDO_ML / total[:, 0]).double()
     return out
-
-
-class ModelError(FedsynthError):
-    """A model folder that is missing files, does not match its card, or does not fit the data."""
 
 
 @dataclass
@@ -211,11 +204,6 @@ def save_model(folder: Path, model: DiagnosticModel) -> None:
     tmp = folder / f".{METADATA}.tmp"
     tmp.write_text(json.dumps(model.metadata, indent=2) + "\n")
     tmp.replace(folder / METADATA)
-
-
-def model_sha256(folder: Path) -> str:
-    """One hash for the whole model: its card, which holds every weight file's hash."""
-    return file_sha256(folder / METADATA)
 
 
 def load_model(folder: Path, *, device: torch.device) -> DiagnosticModel:

@@ -18,7 +18,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import shift
 
-ANATOMY = "anatomy"  # anatomy.safetensors, key "images": (K, X, Y, Z) uint8
 MAX_SHIFT_VOXELS = 2
 LEVELS = 255.0
 

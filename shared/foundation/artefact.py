@@ -7,13 +7,12 @@
 
 The foundation's sha256 is its card's: the card holds each weight file's hash, so one hash names
 the whole artefact, and loading checks every file against the card before building anything.
-Loading never unpickles.
+Loading never unpickles. The file names, that hash, and installing a copy that was sent live in
+files.py, which needs no torch.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,21 +24,18 @@ from numpy.typing import NDArray
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from shared.errors import FedsynthError
-from shared.foundation.anatomy import ANATOMY
+from shared.foundation.files import (
+    ANATOMY,
+    ANATOMY_FILE,
+    CARD,
+    WEIGHTS,
+    FoundationError,
+    checked_card,
+    foundation_sha256,
+)
 from shared.foundation.networks import FoundationSpec, build_autoencoder, build_denoiser
 from shared.hashing import file_sha256
-from shared.schemas import SchemaError
 from shared.schemas.foundation_card import CorpusSource, FoundationCard
-
-CARD = FoundationCard.FILE_NAME
-WEIGHTS = ("autoencoder", "denoiser")  # <name>.safetensors
-FOUNDATION_FILES = frozenset({CARD, *(f"{name}.safetensors" for name in WEIGHTS)})
-ANATOMY_FILE = f"{ANATOMY}.safetensors"
-
-
-class FoundationError(FedsynthError):
-    """A foundation folder that is missing files, does not match its card or the hash asked for."""
 
 
 @dataclass
@@ -85,62 +81,15 @@ def save_foundation(folder: Path, foundation: Foundation) -> str:
     return foundation_sha256(folder)
 
 
-def foundation_sha256(folder: Path) -> str:
-    card = folder / CARD
-    if not card.is_file():
-        raise FoundationError(f"{folder} is not a foundation: it has no {CARD}")
-    return file_sha256(card)
-
-
-def foundation_files(folder: Path) -> dict[str, bytes]:
-    """Every file of the foundation in `folder`, by name: what the coordinator sends a site."""
-    names = sorted(FOUNDATION_FILES | {ANATOMY_FILE})
-    return {name: (folder / name).read_bytes() for name in names if (folder / name).is_file()}
-
-
-def install_foundation(files: dict[str, bytes], destination: Path, *, sha256: str) -> None:
-    """Make `destination` the foundation `files` hold, only if they are a whole foundation whose
-    card has `sha256`: written beside it, checked file by file against the card, then renamed into
-    place, so a reader never meets half a foundation. A destination already there is kept."""
-    unknown = sorted(set(files) - FOUNDATION_FILES - {ANATOMY_FILE})
-    if unknown:
-        raise FoundationError(f"the foundation sent holds files no foundation has: {unknown}")
-    missing = sorted(FOUNDATION_FILES - set(files))
-    if missing:
-        raise FoundationError(f"the foundation sent lacks {', '.join(missing)}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
-    try:
-        for name, data in files.items():
-            (staging / name).write_bytes(data)
-        load_foundation(staging, sha256=sha256)
-        if not destination.exists():
-            staging.rename(destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def load_foundation(folder: Path, *, sha256: str | None = None, device: str = "cpu") -> Foundation:
     """The foundation in `folder`, every file checked against its card (and the card against
     `sha256`, when given); networks on `device`, in eval mode."""
-    actual = foundation_sha256(folder)
-    if sha256 is not None and actual != sha256:
-        raise FoundationError(
-            f"foundation {folder.name}: its card's sha256 is {actual}, not {sha256} as asked"
-        )
-    try:
-        card = FoundationCard.read(folder / CARD)
-    except SchemaError as exc:
-        raise FoundationError(f"foundation {folder.name}: {exc}") from None
+    card = checked_card(folder, sha256=sha256)
     spec = FoundationSpec.from_json(card.spec)
     autoencoder, denoiser = build_autoencoder(spec), build_denoiser(spec)
     nets: dict[str, nn.Module] = {"autoencoder": autoencoder, "denoiser": denoiser}
     for name, net in nets.items():
         path = folder / f"{name}.safetensors"
-        if not path.is_file():
-            raise FoundationError(f"foundation {folder.name}: {path.name} is missing")
-        if file_sha256(path) != card.weights_sha256.get(name):
-            raise FoundationError(f"foundation {folder.name}: {path.name} does not match its card's sha256")
         try:
             net.load_state_dict(load_file(str(path), device=device))
         except RuntimeError as exc:
@@ -154,11 +103,7 @@ def load_foundation(folder: Path, *, sha256: str | None = None, device: str = "c
 def _load_anatomy(folder: Path, card: FoundationCard) -> NDArray[np.uint8] | None:
     if ANATOMY not in card.weights_sha256:
         return None
-    path = folder / ANATOMY_FILE
-    if not path.is_file():
-        raise FoundationError(f"foundation {folder.name}: {path.name} is missing")
-    if file_sha256(path) != card.weights_sha256[ANATOMY]:
-        raise FoundationError(f"foundation {folder.name}: {path.name} does not match its card's sha256")
+    path = folder / ANATOMY_FILE  # its hash was checked with the card's other files
     images = load_file(str(path)).get("images")
     if (
         images is None

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-from opacus.accountants import IAccountant, PRVAccountant, RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
+from typing import TYPE_CHECKING, Literal
 
 from shared.errors import FedsynthError
+
+if TYPE_CHECKING:
+    from opacus.accountants import IAccountant
 
 AccountantName = Literal["rdp", "prv"]
 ACCOUNTANTS: tuple[AccountantName, ...] = ("rdp", "prv")
@@ -52,6 +52,11 @@ def default_delta(patients: int, ceiling: float = 1e-5) -> float:
 
 def make_accountant(name: str) -> IAccountant:
     """The one place an accountant is chosen: the ledger's composition and the training hook agree."""
+    # Opacus is imported here, not above: it loads torch (about 4 CPU s and 300 MB), and a site
+    # that only reports a budget its memo already holds (site_agent/privacy/composition_memo.py)
+    # should not pay for it.
+    from opacus.accountants import PRVAccountant, RDPAccountant
+
     if name == "rdp":
         return RDPAccountant()
     if name == "prv":
@@ -86,6 +91,8 @@ def noise_for_epsilon(
         raise PrivacyMathError(f"epsilon must be a positive finite number, not {epsilon}")
     if steps < 1:
         raise PrivacyMathError("a DP run needs at least one step")
+    from opacus.accountants.utils import get_noise_multiplier  # loads torch: see make_accountant
+
     sigma = get_noise_multiplier(
         target_epsilon=epsilon,
         target_delta=delta,

@@ -7,6 +7,10 @@ audits, keeps the local copy and records the release, then replies with exactly 
 local copy. `answer_evaluate` scores a received model on the held-out real cases and replies with
 metrics only.
 
+Torch, MONAI and Opacus are imported inside the answers that train, sample or score: Flower starts
+a new ClientApp process for every message, and those imports cost it about 7 CPU seconds and
+450 MB, which the foundation question, a refusal and a request asked again do not need.
+
 Anything that goes wrong becomes a Refusal with a fixed sentence written here: an exception's own
 text stays in the site's log, because it can name local paths.
 """
@@ -18,13 +22,13 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import RecordDict
 
 from shared.crop_box import box_text
-from shared.diagnosis.bundle import MODEL_FILES, ModelError, model_sha256
-from shared.diagnosis.dataset import load_dataset
+from shared.diagnosis.model_files import MODEL_FILES, ModelError, model_sha256
 from shared.errors import FedsynthError
 from shared.federation.messages import (
     SyntheticVolumes,
@@ -37,7 +41,7 @@ from shared.federation.messages import (
     refusal_reply,
     synthetic_reply,
 )
-from shared.foundation.artefact import FoundationError
+from shared.foundation.files import FoundationError
 from shared.schemas import (
     BudgetStatus,
     FoundationHeld,
@@ -50,17 +54,17 @@ from shared.schemas import (
 )
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
-from site_agent.evaluation import evaluate_on_holdout
 from site_agent.generator.foundation_cache import (
     accepted,
     cached_foundation,
     receive_foundation,
     with_round_foundation,
 )
-from site_agent.generator.training_run import TrainedRun, TrainingInProgress, train_generator
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
-from site_agent.synthetic.export import release_set, released_copy
+
+if TYPE_CHECKING:
+    from site_agent.generator.training_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,8 @@ def answer_evaluate(settings: SiteSettings, content: RecordDict) -> RecordDict:
                 (folder / name).write_bytes(data)
             if model_sha256(folder) != request.model_sha256:
                 raise Declined("invalid_request", "the model's files do not match its sha256")
+            from site_agent.evaluation import evaluate_on_holdout
+
             metrics = evaluate_on_holdout(settings, folder, round_id=request.round_id)
         log.info("round %s: scored the model on %d held-out cases", round_id, metrics.cases)
         return metrics_reply(metrics, budget_status(settings))
@@ -174,6 +180,9 @@ def synthesize(
     request's process goes on), the answer waits for that training, up to the round's timeout, and
     sends its set.
     """
+    from site_agent.generator.training_run import TrainingInProgress, train_generator
+    from site_agent.synthetic.export import release_set
+
     deadline = time.monotonic() + request.timeout_s
     while (folder := _released_folder(settings, request.round_id)) is None:
         try:
@@ -198,6 +207,8 @@ def synthesize(
 
 
 def _finished_run(settings: SiteSettings, round_id: str) -> TrainedRun | None:
+    from site_agent.generator.training_run import TrainedRun
+
     latest = Ledger(settings.paths.ledger).latest_complete(round_id)
     return None if latest is None else TrainedRun.read(settings.paths.models / latest.run_id)
 
@@ -207,6 +218,8 @@ def _released_folder(settings: SiteSettings, round_id: str) -> Path | None:
     if released is None:
         return None
     run, release = released
+    from site_agent.synthetic.export import released_copy
+
     folder = released_copy(settings, run.run_id, release.set_sha256)
     if folder is None:
         raise Declined("internal", "this round's released set is missing from the site's exports")
@@ -216,6 +229,8 @@ def _released_folder(settings: SiteSettings, round_id: str) -> Path | None:
 def _read_release(
     settings: SiteSettings, request: RoundRequest, folder: Path
 ) -> tuple[SyntheticSetManifest, SyntheticVolumes]:
+    from shared.diagnosis.dataset import load_dataset
+
     data = load_dataset(folder)  # checks SHA256SUMS: what leaves is what the site kept
     (contribution,) = data.card.sites
     counts = np.bincount(data.labels, minlength=len(settings.classes))

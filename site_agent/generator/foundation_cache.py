@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from shared.foundation.artefact import FoundationError, foundation_sha256, install_foundation
+from shared.foundation.files import FoundationError, foundation_sha256, install_foundation
 from shared.schemas import RoundRequest
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal

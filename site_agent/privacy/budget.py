@@ -7,6 +7,7 @@ import math
 from shared.privacy import DPRun, compose_epsilon, largest_epsilon_within
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
+from site_agent.privacy.composition_memo import remember
 from site_agent.privacy.ledger import Ledger, Run, Spend, total_spend
 
 
@@ -20,7 +21,13 @@ class BudgetExceeded(SiteRefusal):
 def current_spend(settings: SiteSettings) -> Spend:
     privacy = settings.privacy
     runs = Ledger(settings.paths.ledger).runs()
-    return total_spend(runs, delta=privacy.delta, accountant=privacy.accountant, cap=privacy.epsilon_cap)
+    return total_spend(
+        runs,
+        delta=privacy.delta,
+        accountant=privacy.accountant,
+        cap=privacy.epsilon_cap,
+        memo=settings.paths.ledger,
+    )
 
 
 def reserve(settings: SiteSettings, *, run_id: str, round_id: str, plan: DPRun, max_grad_norm: float) -> Run:
@@ -34,6 +41,14 @@ def reserve(settings: SiteSettings, *, run_id: str, round_id: str, plan: DPRun, 
         spent = [r.mechanism() for r in runs.values() if r.private]
         after = compose_epsilon([*spent, plan.mechanism], delta=privacy.delta, accountant=privacy.accountant)
         if after <= privacy.epsilon_cap:
+            # The site's total once this run is reserved: every later reply reports it from the memo.
+            remember(
+                settings.paths.ledger,
+                [*spent, plan.mechanism],
+                delta=privacy.delta,
+                accountant=privacy.accountant,
+                epsilon=after,
+            )
             return
         fits = (
             largest_epsilon_within(

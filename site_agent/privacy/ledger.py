@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from shared.privacy import AccountantName, DPRun, Mechanism, compose_epsilon, decode_epsilon, encode_epsilon
 from site_agent.errors import SiteAgentError
+from site_agent.privacy.composition_memo import composed_epsilon
 
 EventKind = Literal["reserve", "complete", "abandon", "release", "refuse"]
 EVENTS: tuple[str, ...] = ("reserve", "complete", "abandon", "release", "refuse")
@@ -335,9 +336,17 @@ class Spend:
         return max(0.0, self.cap - self.epsilon)
 
 
-def total_spend(runs: dict[str, Run], *, delta: float, accountant: AccountantName, cap: float) -> Spend:
+def total_spend(
+    runs: dict[str, Run], *, delta: float, accountant: AccountantName, cap: float, memo: Path | None = None
+) -> Spend:
+    """The composed spend of `runs`; with the ledger's path as `memo`, a history the accountant
+    has answered before is read from its memo (composition_memo.py) instead of composed again."""
     private = [r.mechanism() for r in runs.values() if r.private]
-    epsilon = compose_epsilon(private, delta=delta, accountant=accountant)
+    epsilon = (
+        compose_epsilon(private, delta=delta, accountant=accountant)
+        if memo is None
+        else composed_epsilon(memo, private, delta=delta, accountant=accountant)
+    )
     non_private_releases = sum(len(r.releases) for r in runs.values() if not r.private)
     if non_private_releases:
         epsilon = math.inf  # a set from a model without DP left the site: no guarantee remains

@@ -18,8 +18,8 @@ from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.rounds import RoundFolder, RoundReport
 from coordinator.federation.sites import list_sites, online_node_ids
 from coordinator.service.database import Database
-from shared.diagnosis.bundle import model_sha256
 from shared.diagnosis.dataset import load_dataset
+from shared.diagnosis.model_files import model_sha256
 from shared.federation.messages import read_reply
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set

@@ -32,7 +32,8 @@ from numpy.typing import NDArray
 from torch import nn
 
 from shared.crop_box import box_text
-from shared.foundation.artefact import Foundation, FoundationError, foundation_sha256, load_foundation
+from shared.foundation.artefact import Foundation, load_foundation
+from shared.foundation.files import FoundationError, foundation_sha256
 from shared.foundation.networks import build_denoiser, training_scheduler
 from shared.foundation.sampling import SAMPLING_STEPS, draw
 from site_agent.generator.backend import (

@@ -34,8 +34,9 @@ from torch import nn
 
 from shared.classes import NORMAL
 from shared.crop_box import box_text
-from shared.foundation.anatomy import ANATOMY, draw_anatomy
+from shared.foundation.anatomy import draw_anatomy
 from shared.foundation.artefact import Foundation
+from shared.foundation.files import ANATOMY
 from shared.foundation.sampling import SAMPLING_STEPS, draw
 from site_agent.generator.backend import (
     Checkpointer,

@@ -21,7 +21,7 @@ from coordinator.federation.rounds import RoundFolder
 from coordinator.foundation.catalogue import add_foundation, list_foundations
 from coordinator.service.database import Database
 from shared.federation.processes import free_port
-from shared.foundation.artefact import FoundationError, foundation_files
+from shared.foundation.files import FoundationError, foundation_files
 from shared.schemas import FoundationCard
 from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
 from tests.coordinator.service.conftest import make_tokens, running_api

@@ -12,7 +12,6 @@ import torch
 from shared.classes import DEFAULT_CLASSES
 from shared.diagnosis.bundle import (
     DiagnosticModel,
-    ModelError,
     case_probabilities,
     lesion_classes,
     load_model,
@@ -20,6 +19,7 @@ from shared.diagnosis.bundle import (
 )
 from shared.diagnosis.head import CaseHead, fit_head
 from shared.diagnosis.lesion_features import IntensityError, feature_names, lesion_features, window_of
+from shared.diagnosis.model_files import ModelError
 from shared.diagnosis.networks import build_segmenter
 
 WINDOW = (-160.0, 240.0)

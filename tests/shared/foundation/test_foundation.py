@@ -15,13 +15,8 @@ from coordinator.cli.main import app
 from coordinator.foundation.corpus import CorpusError, CorpusRequest, PublicCorpus, build_corpus
 from shared.classes import DEFAULT_CLASSES
 from shared.foundation.anatomy import draw_anatomy, from_bank, to_bank
-from shared.foundation.artefact import (
-    ANATOMY_FILE,
-    FOUNDATION_FILES,
-    FoundationError,
-    foundation_sha256,
-    load_foundation,
-)
+from shared.foundation.artefact import load_foundation
+from shared.foundation.files import ANATOMY_FILE, FOUNDATION_FILES, FoundationError, foundation_sha256
 from shared.foundation.networks import FoundationSpec
 from shared.foundation.sampling import draw
 from shared.phantom import PROFILES, PhantomError, PhantomRequest, generate_study, write_phantom

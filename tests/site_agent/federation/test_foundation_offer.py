@@ -4,14 +4,21 @@ round that names a foundation trains from that cached copy, never from the site'
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from shared.federation.messages import foundation_offer, read_reply, synthesize_request
-from shared.foundation.artefact import foundation_files
+from shared.foundation.files import foundation_files
 from shared.schemas import RoundRequest
 from site_agent.config import SiteSettings
 from site_agent.federation.answers import answer_foundation, answer_synthesize
-from site_agent.privacy.ledger import Ledger
+from site_agent.privacy.composition_memo import memo_path
+from site_agent.privacy.ledger import Ledger, total_spend
 from tests.conftest import TEST_BOX, TEST_SPACING_MM, TinyFoundation
 from tests.site_agent.conftest import TrainedSite
 
@@ -123,3 +130,51 @@ def test_a_site_whose_generator_needs_no_foundation_refuses_a_round_that_names_o
     request = _request(tiny_foundation, generator="dpgan3d")
     answer = read_reply(answer_foundation(settings, foundation_offer(request, None)))
     assert answer.refusal is not None and "starts from no foundation" in answer.refusal.detail
+
+
+_ASK_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from shared.federation.messages import foundation_offer, read_reply
+from shared.schemas import RoundRequest
+from site_agent.config import load_site_settings
+from site_agent.federation.answers import answer_foundation
+settings = load_site_settings(Path(sys.argv[1]))
+request = RoundRequest.model_validate_json(sys.argv[2])
+answer = read_reply(answer_foundation(settings, foundation_offer(request, None)))
+assert answer.foundation is not None and answer.budget is not None, answer
+loaded = sorted(m for m in ("torch", "monai", "opacus") if m in sys.modules)
+print(json.dumps({"held": answer.foundation.held, "spent": answer.budget.spent, "loaded": loaded}))
+"""
+
+
+def test_the_foundation_question_is_answered_without_torch_once_the_budget_is_known(
+    trained_site: TrainedSite, tiny_foundation: TinyFoundation, tmp_path: Path
+) -> None:
+    """Flower starts a process per message: the question must not pay for torch, MONAI and Opacus.
+    Its reply still carries the budget the accountant composed over the ledger's runs."""
+    site = trained_site.copy(tmp_path / "site")
+    memo = memo_path(site.settings.paths.ledger)
+    memo.unlink(missing_ok=True)  # the first answer composes: the accountant, so Opacus, is needed
+    env = {**os.environ, "FEDSYNTH_GENERATOR__BACKEND": "lesionstats"}
+    request = _request(tiny_foundation).model_dump_json()
+
+    def ask() -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-c", _ASK_IN_A_FRESH_PROCESS, str(site.config), request],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout.splitlines()[-1]))
+
+    first, second = ask(), ask()
+    privacy = site.settings.privacy
+    runs = Ledger(site.settings.paths.ledger).runs()
+    composed = total_spend(runs, delta=privacy.delta, accountant=privacy.accountant, cap=privacy.epsilon_cap)
+    assert composed.epsilon > 0  # the fixture's site has trained under DP
+    assert first["spent"] == second["spent"] == pytest.approx(composed.epsilon)
+    assert first["held"] is False and "opacus" in first["loaded"]  # type: ignore[operator]
+    assert second["loaded"] == []
