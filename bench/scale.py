@@ -265,8 +265,24 @@ def site_answers(out: Path, names: list[str]) -> dict[str, dict[str, float]]:
             totals["messages"] += 1
             totals["bytes"] += record["bytes"]
             totals["start_cpu_s"] += record["start_cpu_s"]
+            totals[f"start_cpu_s:{record['message_type']}"] += record["start_cpu_s"]
+            totals[f"messages:{record['message_type']}"] += 1
         answers[name] = dict(totals)
     return answers
+
+
+def start_cpu_by_message(answers: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The mean CPU seconds a ClientApp took to start, per message type, over every site."""
+    cpu: dict[str, float] = defaultdict(float)
+    count: dict[str, float] = defaultdict(float)
+    for totals in answers.values():
+        for key, value in totals.items():
+            kind, _, message_type = key.partition(":")
+            if kind == "start_cpu_s" and message_type:
+                cpu[message_type] += value
+            elif kind == "messages" and message_type:
+                count[message_type] += value
+    return {t: round(cpu[t] / count[t], 2) for t in sorted(count) if count[t]}
 
 
 def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
@@ -356,6 +372,7 @@ def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
             "round_message": report.message,
             "round_phases_s": report.phases,
             "site_outcomes": {name: f"{r.synthesis} {r.reason}".strip() for name, r in report.sites.items()},
+            "messages_asked_again": sum(r.asked_again for r in report.sites.values()),
             "peak_pss_mb": {k: round(v) for k, v in sorted(sampler.peaks.items())},
             "min_available_mb": round(sampler.min_available_mb),
         }
@@ -390,6 +407,8 @@ def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
             "orchestration_overhead_per_site_s": round(overhead, 2),
             "goal_met": overhead <= GOAL_OVERHEAD_PER_SITE_S,
             "clientapp_start_cpu_s_per_message": round(start_cpu / max(messages, 1), 2),
+            "clientapp_start_cpu_s_by_message_type": start_cpu_by_message(answers),
+            "messages_asked_again": sum(r.asked_again for r in report.sites.values()),
             "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(cpu.items())},
             "site_flower_cpu_s_per_site": round(
                 (cpu.get("supernode", 0.0) + cpu.get("site_superexec", 0.0) + start_cpu) / count, 2
