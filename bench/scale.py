@@ -22,6 +22,10 @@ Reported, from what ran:
   counted once): the SuperLink; the coordinator (service, ServerApp and its SuperExec); the sites'
   SuperNodes and SuperExecs; the sites' ClientApps; the machine's lowest available memory.
 
+`--answers-at-once N` sets every site's `[compute] answers_at_once`: at most N answers that load
+torch (training, scoring) run at once on this machine, the others wait their turn, as several
+agents sharing one machine should be configured (0, the default, sets no limit).
+
 A run that runs the machine low on memory is stopped before the kernel's OOM killer picks a victim,
 and recorded as stopped, with how far its round got; a round that fails is recorded with its
 state and each site's outcome. Both are findings, not errors.
@@ -285,15 +289,17 @@ def start_cpu_by_message(answers: dict[str, dict[str, float]]) -> dict[str, floa
     return {t: round(cpu[t] / count[t], 2) for t in sorted(count) if count[t]}
 
 
-def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
+def run(out: Path, count: int, cases: int, per_class: int, answers_at_once: int) -> dict[str, Any]:
     box, spacing = CPU_BOX, CPU_SPACING_MM
     env = {
         **os.environ,
         "FEDSYNTH_PREPROCESSING__BOX": json.dumps(list(box)),
         "FEDSYNTH_PREPROCESSING__SPACING_MM": str(spacing),
         "FEDSYNTH_GENERATOR__BACKEND": "lesionstats",
+        "FEDSYNTH_COMPUTE__ANSWERS_AT_ONCE": str(answers_at_once),
     }
-    timeout_s = 300.0 + 20.0 * count  # each site's answer takes about 6 s of CPU on one of two cores
+    # A bound, not a target: 20 sites took 405 s to synthesize and 282 s to evaluate on 2 cores.
+    timeout_s = 600.0 + 40.0 * count
     config = local_coordinator(
         out / "coordinator",
         {
@@ -313,7 +319,12 @@ def run(out: Path, count: int, cases: int, per_class: int) -> dict[str, Any]:
     sampler = ProcessSampler(floor_mb=MEMORY_FLOOR_MB)
     sampler.start()
     site_env = {k: env[k] for k in env if k.startswith("FEDSYNTH_")}
-    result: dict[str, Any] = {"sites": count, "cases_per_site": cases, "per_class": per_class}
+    result: dict[str, Any] = {
+        "sites": count,
+        "cases_per_site": cases,
+        "per_class": per_class,
+        "answers_at_once": answers_at_once,
+    }
     progress = _Progress()
     try:
         with LocalFederation(settings, config, out / "coordinator" / "logs" / "processes") as federation:
@@ -453,6 +464,13 @@ def main() -> None:
     parser.add_argument(
         "--add", action="store_true", help="keep the runs of other site counts already in scale.json"
     )
+    parser.add_argument(
+        "--answers-at-once",
+        type=int,
+        default=0,
+        help="the sites' [compute] answers_at_once: how many answers that load torch run at once on "
+        "this machine (0: no limit)",
+    )
     args = parser.parse_args()
     runs = []
     earlier = RESULTS / "scale.json"
@@ -462,7 +480,7 @@ def main() -> None:
         out = (args.out / f"sites-{count}") if args.out else Path(tempfile.mkdtemp(prefix="fedsynth-scale-"))
         out.mkdir(parents=True, exist_ok=True)
         try:
-            runs.append(run(out.resolve(), count, args.cases, args.per_class))
+            runs.append(run(out.resolve(), count, args.cases, args.per_class, args.answers_at_once))
         finally:
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)

@@ -251,6 +251,15 @@ class SiteCompute(SettingsSection):
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
         description='"auto" uses a CUDA GPU when present, else the CPU; or "cpu", "cuda", "cuda:1".',
     )
+    answers_at_once: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="On a machine that runs several site agents: at most this many of their round "
+        "answers that train or score run at once (each loads torch, about 450 MB); the others wait "
+        "their turn. Agents share the limit through lock files in the system's temporary folder. "
+        "0: no limit (one agent per machine).",
+    )
 
 
 class SiteSettings(FileSettings):

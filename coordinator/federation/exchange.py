@@ -26,6 +26,7 @@ TTL_MARGIN_S = 60.0  # a message outlives its phase's deadline, so a late site g
 # Flower's errors for a message or reply the SuperLink no longer holds, with the site still there:
 # bench.scale saw a reply push fail on the SuperLink's "database is locked" under load. Asked again.
 LOST = frozenset({3, 4})
+OFFLINE = 5  # Flower: the site's SuperNode missed its heartbeats or stopped; it may come back
 MAX_ASKS = 3
 FLOWER_ERRORS = {
     # Flower: the SuperLink no longer holds the message. Seen for a reply whose push failed under
@@ -71,13 +72,16 @@ def exchange(
 ) -> None:
     """Send `outgoing` to each node (node id -> site id) and hand every reply to `on_reply` as it
     arrives, until all have answered or the timeout has passed; the rest are handed over as missing.
-    A message Flower lost, or whose reply it lost, is sent again while the phase has time left, up
-    to MAX_ASKS times in all: every answer is safe to ask for twice (a site releases a round's set
-    once and sends that same set again; see site_agent/federation/answers.py).
-    `on_progress(answered, asked)` is called after every poll."""
+
+    Sent again, up to MAX_ASKS times in all, while the phase has time left: a message Flower lost,
+    or whose reply it lost; and the message of a site that went offline, once it is back online (a
+    restarted agent: the site resumes its run under the same reservation). Every answer is safe to
+    ask for twice: a site releases a round's set once and sends that same set again
+    (site_agent/federation/answers.py). `on_progress(answered, asked)` is called after every poll."""
     timeout_s = outgoing.timeout_s
     deadline = time.monotonic() + timeout_s
     asks: dict[int, int] = {}
+    offline: dict[int, Reply] = {}  # what is reported for each if it does not come back in time
 
     def send(to: list[int]) -> dict[str, int]:
         ttl = max(deadline - time.monotonic(), POLL_S) + TTL_MARGIN_S
@@ -91,30 +95,41 @@ def exchange(
 
     pending = send(list(nodes))
     answered = 0
-    while pending and time.monotonic() < deadline:
+    while (pending or offline) and time.monotonic() < deadline:
         again: list[int] = []
-        for reply in grid.pull_messages(list(pending)):
+        for reply in grid.pull_messages(list(pending)) if pending else []:
             node = pending.pop(reply.metadata.reply_to_message_id, None)
             if node is None:
                 continue
-            if reply.has_error() and int(reply.error.code) in LOST and asks[node] < MAX_ASKS:
+            unpacked = _unpack(node, nodes[node], reply, authenticated=authenticated, asks=asks[node])
+            code = int(reply.error.code) if reply.has_error() else None
+            if code in LOST and asks[node] < MAX_ASKS:
+                log.warning("%s: asking %s again: %s", outgoing.message_type, nodes[node], unpacked.error)
+                again.append(node)
+            elif code == OFFLINE and asks[node] < MAX_ASKS:
                 log.warning(
-                    "%s: asking %s again: %s",
+                    "%s: %s went offline; it is asked again if it is back in time",
                     outgoing.message_type,
                     nodes[node],
-                    FLOWER_ERRORS[int(reply.error.code)],
                 )
+                offline[node] = unpacked
+            else:
+                answered += 1
+                on_reply(unpacked)
+        if offline:
+            for node in set(offline) & set(grid.get_node_ids()):
+                log.warning("%s: %s is back online: asking it again", outgoing.message_type, nodes[node])
+                del offline[node]
                 again.append(node)
-                continue
-            answered += 1
-            on_reply(_unpack(node, nodes[node], reply, authenticated=authenticated, asks=asks[node]))
         if again:
             pending.update(send(again))
         on_progress(answered, len(nodes))
-        if pending:
+        if pending or offline:
             time.sleep(POLL_S)
     for node in pending.values():
         on_reply(Reply(node, nodes[node], None, f"no answer within {timeout_s:.0f} s", asks=asks[node]))
+    for gone in offline.values():
+        on_reply(gone)
 
 
 def _unpack(node: int, site: str, reply: Message, *, authenticated: bool, asks: int) -> Reply:

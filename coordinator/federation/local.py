@@ -153,6 +153,12 @@ class LocalFederation:
         """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
         _signal_group(self.agents.pop(site_id), signal.SIGKILL)
 
+    def restart_site(self, site_id: str, site_config: Path, env: dict[str, str] | None = None) -> None:
+        """Restart a site's agent as a service manager does (`systemctl restart`): SIGTERM to it and
+        everything it started, its training included; then start it again and wait until it is online."""
+        _stop(self.agents.pop(site_id))
+        self.join(site_id, site_config, env)
+
     def freeze_apps(self, site_id: str) -> int:
         """Freeze a site's ClientApp processes (SIGSTOP), as a hung training would be: the SuperNode
         stays online and the site never answers. Unlike a long training, a frozen one takes no CPU

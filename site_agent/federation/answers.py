@@ -54,6 +54,7 @@ from shared.schemas import (
 )
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
+from site_agent.federation.answer_slots import answer_slot
 from site_agent.generator.foundation_cache import (
     accepted,
     cached_foundation,
@@ -94,7 +95,8 @@ def answer_synthesize(settings: SiteSettings, content: RecordDict) -> RecordDict
         request = read_round_request(content)
         round_id = request.round_id
         check_request(settings, request)
-        manifest, volumes = synthesize(settings, request)
+        with answer_slot(settings.compute.answers_at_once):
+            manifest, volumes = synthesize(settings, request)
         log.info("round %s: replying with %d synthetic volumes", round_id, len(volumes.labels))
         return synthetic_reply(manifest, volumes, budget_status(settings))
     except Exception as exc:  # every failure becomes a refusal the coordinator can read
@@ -139,9 +141,10 @@ def answer_evaluate(settings: SiteSettings, content: RecordDict) -> RecordDict:
                 (folder / name).write_bytes(data)
             if model_sha256(folder) != request.model_sha256:
                 raise Declined("invalid_request", "the model's files do not match its sha256")
-            from site_agent.evaluation import evaluate_on_holdout
+            with answer_slot(settings.compute.answers_at_once):
+                from site_agent.evaluation import evaluate_on_holdout
 
-            metrics = evaluate_on_holdout(settings, folder, round_id=request.round_id)
+                metrics = evaluate_on_holdout(settings, folder, round_id=request.round_id)
         log.info("round %s: scored the model on %d held-out cases", round_id, metrics.cases)
         return metrics_reply(metrics, budget_status(settings))
     except Exception as exc:

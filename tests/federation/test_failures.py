@@ -96,6 +96,32 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
     assert report.pooled_version is None and not (folder.folder.parent / "r2" / "model").exists()
 
 
+def test_a_site_restarted_mid_training_is_asked_again_and_resumes_its_run_under_one_reservation(
+    federation: Federation,
+) -> None:
+    hospital = federation.connect(
+        "site_a", **{"epochs = 3.0": "epochs = 12.0", "checkpoint_seconds = 60.0": "checkpoint_seconds = 0.0"}
+    )
+    models = hospital.settings.paths.models
+    result = launch(federation, "r1", "--min-sites", "1", "--timeout", "240", "--no-wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    deadline = time.monotonic() + STARTS_WITHIN_S
+    while not any(models.glob("*/checkpoint.pt")):  # trained, and checkpointed, some steps
+        assert time.monotonic() < deadline, "site_a never wrote a checkpoint"
+        time.sleep(0.2)
+    federation.local.restart_site("site_a", hospital.config)
+
+    report = follow(federation.settings, RoundFolder.of(federation.settings, "r1"))
+    assert report.state == "completed", report.message
+    site = report.sites["site_a"]
+    assert site.synthesis == "answered" and site.evaluation == "answered", site
+    assert site.asked_again == 1
+    # One reservation, resumed from its checkpoint and completed; one release: nothing charged twice.
+    (run,) = Ledger(hospital.settings.paths.ledger).runs().values()
+    assert run.round_id == "r1" and run.state == "complete" and len(run.releases) == 1
+    assert json.loads((models / run.run_id / "run.json").read_text())["resumed"] is True
+
+
 def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds(
     federation: Federation,
 ) -> None:

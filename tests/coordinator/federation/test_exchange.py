@@ -1,5 +1,6 @@
-"""A phase's messages: a message or reply Flower lost is sent again while the phase has time; a site
-that went offline, or keeps losing its reply, is reported, not asked for ever.
+"""A phase's messages: a message or reply Flower lost is sent again while the phase has time, and so
+is the message of a site that went offline and came back; a site that stays away, or keeps losing
+its reply, is reported, not asked for ever.
 
 The SuperLink cannot be made to lose one chosen reply on purpose (bench.scale saw it under load:
 a reply push refused with "database is locked"), so these tests drive `exchange` through a Grid
@@ -35,8 +36,8 @@ class LossyGrid(Grid):
     """Answers every message at once, except that the first `failures[node]` replies to that node
     come back as Flower error `code` (3: the SuperLink lost the message or its reply)."""
 
-    def __init__(self, failures: dict[int, int], code: int = 3) -> None:
-        self.failures, self.code = dict(failures), code
+    def __init__(self, failures: dict[int, int], code: int = 3, online: Iterable[int] = SITES) -> None:
+        self.failures, self.code, self.online = dict(failures), code, set(online)
         self.pushed: list[Message] = []
         self._waiting: list[Message] = []
 
@@ -67,7 +68,7 @@ class LossyGrid(Grid):
         raise NotImplementedError
 
     def get_node_ids(self) -> Iterable[int]:
-        return list(SITES)
+        return sorted(self.online)
 
     def send_and_receive(self, *args: object, **kwargs: object) -> Iterable[Message]:
         raise NotImplementedError
@@ -80,14 +81,14 @@ class LossyGrid(Grid):
         raise NotImplementedError
 
 
-def _exchange(grid: LossyGrid) -> dict[str, Reply]:
+def _exchange(grid: LossyGrid, timeout_s: float = 30.0) -> dict[str, Reply]:
     replies: dict[str, Reply] = {}
 
     def on_reply(reply: Reply) -> None:
         assert reply.site_id not in replies, "a site's reply was handed over twice"
         replies[reply.site_id] = reply
 
-    outgoing = Outgoing("query.synthesize", RecordDict(), timeout_s=30.0)
+    outgoing = Outgoing("query.synthesize", RecordDict(), timeout_s=timeout_s)
     exchange(grid, dict(SITES), outgoing, authenticated=True, on_reply=on_reply, on_progress=lambda *_: None)
     return replies
 
@@ -111,8 +112,16 @@ def test_a_site_whose_reply_keeps_being_lost_is_asked_at_most_max_asks_times() -
     assert replies["site_a"].answer is not None and replies["site_a"].asks == 1
 
 
-def test_a_site_that_went_offline_is_not_asked_again() -> None:
-    grid = LossyGrid({1: 1}, code=5)
+def test_a_site_that_went_offline_is_asked_again_once_it_is_back_online() -> None:
+    grid = LossyGrid({1: 1}, code=5)  # offline at the first pull, then online again
     replies = _exchange(grid)
+    assert replies["site_a"].asks == 2 and replies["site_a"].answer is not None
+    assert sum(m.metadata.dst_node_id == 1 for m in grid.pushed) == 2
+
+
+def test_a_site_that_stays_offline_is_reported_offline_when_the_phase_ends() -> None:
+    grid = LossyGrid({1: 1}, code=5, online=[2, 3])
+    replies = _exchange(grid, timeout_s=2.0)
     assert replies["site_a"].asks == 1 and replies["site_a"].error == FLOWER_ERRORS[5]
+    assert replies["site_b"].answer is not None and replies["site_c"].answer is not None
     assert len(grid.pushed) == len(SITES)
