@@ -210,20 +210,24 @@ def scale(d: Json) -> list[str]:
                 else f"round {r['round_state']}: {r['round_message']}"
             )
             rows.append(
-                [str(r["sites"]), why]
-                + [""] * 5
+                [str(r["sites"]), str(r.get("answers_at_once", 0) or "no limit"), why]
+                + [""] * 6
                 + [
                     _num(pss.get("sites_resident"), 0) + " + " + _num(pss.get("clientapp"), 0),
                     _num(r["min_available_mb"], 0),
                 ]
             )
             continue
+        messages = r["messages_per_site"] * r["sites"]
         rows.append(
             [
                 str(r["sites"]),
+                str(r.get("answers_at_once", 0) or "no limit"),
                 _num(r["round_wall_s"], 0),
                 _num(r["orchestration_overhead_per_site_s"], 2),
                 _num(r["clientapp_start_cpu_s_per_message"], 2),
+                _num(r["cpu_s_by_process"].get("clientapp", 0.0) / max(messages, 1), 2),
+                str(r.get("messages_asked_again", "")),
                 _num(r["superlink_cpu_s_per_site"], 2),
                 _num(pss.get("superlink"), 0),
                 _num(pss.get("coordinator"), 0),
@@ -233,9 +237,12 @@ def scale(d: Json) -> list[str]:
         )
     header = [
         "sites",
+        "answers at once",
         "round s",
         "overhead per site s",
         "ClientApp start, CPU s per message",
+        "ClientApp CPU s per message, in all",
+        "messages asked again",
         "SuperLink CPU s per site",
         "SuperLink MB",
         "coordinator MB",
@@ -244,7 +251,9 @@ def scale(d: Json) -> list[str]:
     ]
     lines = [
         f"One round per row, every process real, on this machine; memory is peak proportional set size. "
-        f"Goal: at most {d['goal_overhead_per_site_s']:g} s of orchestration overhead per site.",
+        f"Goal: at most {d['goal_overhead_per_site_s']:g} s of orchestration overhead per site. "
+        "A ClientApp's start is Flower and our handlers' module; torch, MONAI and Opacus load inside "
+        "the answers that train or score, and count in its CPU in all.",
         "",
         *_table(header, rows),
     ]

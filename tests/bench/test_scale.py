@@ -13,9 +13,12 @@ def _done(sites: int, superlink_mb: float, superlink_cpu: float) -> dict[str, ob
         "completed": True,
         "round_wall_s": 100.0 + sites,
         "orchestration_overhead_per_site_s": 1.5,
-        "clientapp_start_cpu_s_per_message": 6.0,
+        "clientapp_start_cpu_s_per_message": 1.5,
+        "messages_per_site": 4,
+        "messages_asked_again": 3,
+        "answers_at_once": 4,
         "superlink_cpu_s_per_site": superlink_cpu / sites,
-        "cpu_s_by_process": {"superlink": superlink_cpu},
+        "cpu_s_by_process": {"superlink": superlink_cpu, "clientapp": 8.0 * 4 * sites},
         "peak_pss_mb": {
             "superlink": superlink_mb,
             "coordinator": 1000.0,
@@ -66,7 +69,7 @@ def test_the_page_shows_completed_stopped_and_failed_runs_for_what_they_are() ->
             }
         )
     )
-    assert "| 10 | 110 | 1.50 |" in page
+    assert "| 10 | 4 | 110 | 1.50 | 1.50 | 8.00 | 3 |" in page
     assert "stopped, under 1500 MB free, at: round: synthesizing: foundation: 2/50 sites answered" in page
     assert "round failed: only 18 of 20 sites answered" in page
     assert "Goal: at most 2 s" in page
