@@ -27,6 +27,7 @@ from coordinator.federation.sites import Site, add_site, list_sites, online_node
 from shared.federation.processes import free_port
 
 START_TIMEOUT_S = 90.0
+MAX_RESTARTS = 3
 
 
 class LocalFederation:
@@ -37,6 +38,8 @@ class LocalFederation:
         self.superlink: subprocess.Popen[bytes] | None = None
         self.service: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self._joins: dict[str, tuple[Path, dict[str, str] | None]] = {}
+        self._log_starts: dict[str, int] = {}  # where each agent's latest start begins in its log
         self._files: list[IO[bytes]] = []
         logs.mkdir(parents=True, exist_ok=True)
 
@@ -123,6 +126,9 @@ class LocalFederation:
         # thread per core oversubscribe it and run several times slower together than one by one.
         shared_host = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         port_env = {"FEDSYNTH_FEDERATION__RUNTIME_PORT": str(free_port())}
+        self._joins[site_id] = (site_config, env)
+        log = self.log_of(site_id)
+        self._log_starts[site_id] = log.stat().st_size if log.exists() else 0
         self.agents[site_id] = self._spawn(
             argv, self.log_of(site_id).name, {**shared_host, **(env or {}), **port_env}
         )
@@ -130,24 +136,44 @@ class LocalFederation:
             self.wait_online([site_id])
 
     def wait_online(self, site_ids: list[str], timeout_s: float = START_TIMEOUT_S) -> None:
-        """Wait until the SuperLink sees every one of these (joined) sites online; sites that
-        start together come online together, not one after another."""
+        """Wait until every one of these (joined) sites is connected: its agent runs, its SuperNode
+        has logged the node id it was activated as, and the SuperLink counts it online. Sites that
+        start together come online together, not one after another.
+
+        Under load (bench.scale, 50 sites) Flower's SuperNode can lose the answer to its activation,
+        be refused when it retries (the SuperLink already counts the node online) and exit. Such an
+        agent is started again once the SuperLink has let its node go (up to about a minute), as
+        `Restart=on-failure` does in deploy/systemd, at most MAX_RESTARTS times."""
         if self.settings.federation.insecure:
             return  # the SuperLink cannot tell unauthenticated sites apart
         registry = list_sites(self.settings)
-        waiting = {registry[site].node_id: site for site in site_ids}
+        nodes = {site: registry[site].node_id for site in site_ids}
+        restarts = dict.fromkeys(site_ids, 0)
+        waiting = set(site_ids)
         deadline = time.monotonic() + timeout_s
         while waiting:
             online = online_node_ids(self.settings)
-            waiting = {node: site for node, site in waiting.items() if node not in online}
-            for site in waiting.values():
+            for site in sorted(waiting):
                 if self.agents[site].poll() is not None:
-                    raise FederationError(f"site {site}'s agent exited at start; see {self.log_of(site)}")
+                    if restarts[site] == MAX_RESTARTS:
+                        raise FederationError(f"site {site}'s agent exited at start; see {self.log_of(site)}")
+                    if nodes[site] not in online:
+                        restarts[site] += 1
+                        self.join(site, *self._joins[site], wait=False)
+                        deadline = max(deadline, time.monotonic() + timeout_s)
+                elif nodes[site] in online and self._activated(site):
+                    waiting.discard(site)
             if waiting and time.monotonic() > deadline:
-                late = ", ".join(sorted(waiting.values()))
+                late = ", ".join(sorted(waiting))
                 raise FederationError(f"{late} did not come online within {timeout_s:.0f} s")
             if waiting:
                 time.sleep(0.5)
+
+    def _activated(self, site_id: str) -> bool:
+        """Whether the site's SuperNode, since its latest start, logged that it was activated."""
+        with self.log_of(site_id).open("rb") as log:
+            log.seek(self._log_starts[site_id])
+            return b"SuperNode ID:" in log.read()
 
     def kill_site(self, site_id: str) -> None:
         """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
