@@ -34,10 +34,18 @@ def _a_serverapp_identity() -> Iterator[None]:
 
 class LossyGrid(Grid):
     """Answers every message at once, except that the first `failures[node]` replies to that node
-    come back as Flower error `code` (3: the SuperLink lost the message or its reply)."""
+    come back as Flower error `code` (3: the SuperLink lost the message or its reply), and the first
+    `dropped[node]` messages to it are never answered at all."""
 
-    def __init__(self, failures: dict[int, int], code: int = 3, online: Iterable[int] = SITES) -> None:
+    def __init__(
+        self,
+        failures: dict[int, int],
+        code: int = 3,
+        online: Iterable[int] = SITES,
+        dropped: dict[int, int] | None = None,
+    ) -> None:
         self.failures, self.code, self.online = dict(failures), code, set(online)
+        self.dropped = dict(dropped or {})  # messages a SuperNode drops without a word, per node
         self.pushed: list[Message] = []
         self._waiting: list[Message] = []
 
@@ -46,8 +54,12 @@ class LossyGrid(Grid):
         for message in messages:
             message.metadata.__dict__["_message_id"] = message.object_id  # as the SuperLink names it
             self.pushed.append(message)
-            self._waiting.append(message)
             ids.append(message.metadata.message_id)
+            node = message.metadata.dst_node_id
+            if self.dropped.get(node, 0) > 0:
+                self.dropped[node] -= 1
+                continue
+            self._waiting.append(message)
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -125,3 +137,18 @@ def test_a_site_that_stays_offline_is_reported_offline_when_the_phase_ends() -> 
     assert replies["site_a"].asks == 1 and replies["site_a"].error == FLOWER_ERRORS[5]
     assert replies["site_b"].answer is not None and replies["site_c"].answer is not None
     assert len(grid.pushed) == len(SITES)
+
+
+def test_a_message_dropped_without_a_word_is_asked_again_when_overdue() -> None:
+    grid = LossyGrid({}, dropped={2: 1})
+    replies = _exchange(grid, timeout_s=3.0)  # overdue after a third of it
+    assert replies["site_b"].asks == 2 and replies["site_b"].answer is not None
+    assert replies["site_a"].asks == 1 and replies["site_c"].asks == 1
+
+
+def test_a_site_that_never_answers_is_asked_max_asks_times_and_named_when_the_phase_ends() -> None:
+    grid = LossyGrid({}, dropped={3: 99})
+    replies = _exchange(grid, timeout_s=3.0)
+    assert replies["site_c"].answer is None and replies["site_c"].error == "no answer within 3 s"
+    assert replies["site_c"].asks == MAX_ASKS
+    assert sum(m.metadata.dst_node_id == 3 for m in grid.pushed) == MAX_ASKS
