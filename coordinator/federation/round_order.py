@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from shared.crop_box import GPU_BOX, GPU_SPACING_MM, check_box
 from shared.schemas.common import Identifier
@@ -15,8 +16,18 @@ from shared.schemas.common import Identifier
 Edge = Annotated[int, Field(ge=16, le=512, multiple_of=8)]
 
 
+# The one rule between two fields (`_foundation_only_for_its_backends`), written into the schema too,
+# so that clients, and the contract test's generated requests, know a dpgan3d round names no foundation.
+_NO_FOUNDATION_FOR_DPGAN3D: JsonDict = {
+    "not": {
+        "properties": {"generator": {"const": "dpgan3d"}, "foundation": {"type": "string"}},
+        "required": ["generator", "foundation"],
+    }
+}
+
+
 class RoundOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_NO_FOUNDATION_FOR_DPGAN3D)
 
     epsilon: float = Field(gt=0, le=1000, description="epsilon each site is asked to spend (it may refuse)")
     per_class: int = Field(ge=1, le=10_000, description="synthetic samples per class from each site")
