@@ -63,6 +63,7 @@ from site_agent.generator.foundation_cache import (
 )
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
+from site_agent.synthetic.released import released_copy
 
 if TYPE_CHECKING:
     from site_agent.generator.training_run import TrainedRun
@@ -183,11 +184,12 @@ def synthesize(
     request's process goes on), the answer waits for that training, up to the round's timeout, and
     sends its set.
     """
-    from site_agent.generator.training_run import TrainingInProgress, train_generator
-    from site_agent.synthetic.export import release_set
-
     deadline = time.monotonic() + request.timeout_s
     while (folder := _released_folder(settings, request.round_id)) is None:
+        # Only a round not yet released loads torch: one asked again is answered from its release.
+        from site_agent.generator.training_run import TrainingInProgress, train_generator
+        from site_agent.synthetic.export import release_set
+
         try:
             run = _finished_run(settings, request.round_id) or train_generator(
                 with_round_foundation(settings, request),
@@ -221,8 +223,6 @@ def _released_folder(settings: SiteSettings, round_id: str) -> Path | None:
     if released is None:
         return None
     run, release = released
-    from site_agent.synthetic.export import released_copy
-
     folder = released_copy(settings, run.run_id, release.set_sha256)
     if folder is None:
         raise Declined("internal", "this round's released set is missing from the site's exports")

@@ -8,7 +8,6 @@ but the refusal.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -21,7 +20,7 @@ import numpy as np
 from shared.devices import choose_device
 from shared.errors import FedsynthError
 from shared.schemas import DatasetCard, SiteContribution
-from shared.synthetic_set import SUMS, SetItem, write_synthetic_set
+from shared.synthetic_set import SetItem, write_synthetic_set
 from site_agent.config import SiteSettings
 from site_agent.errors import SiteRefusal
 from site_agent.generator.backend import GeneratorError
@@ -151,15 +150,6 @@ def release_set(settings: SiteSettings, run: TrainedRun, *, per_class: int, seed
     # Recorded before anything is handed out: a crash after this line over-counts, never under-counts.
     ledger.release(run.run_id, round_id=run.round_id, samples=sampled.samples, set_sha256=sampled.sums_sha256)
     return sampled
-
-
-def released_copy(settings: SiteSettings, run_id: str, set_sha256: str) -> Path | None:
-    """The local copy of a release the ledger records, found by its SHA256SUMS hash."""
-    for folder in sorted(settings.paths.exports.glob(f"{run_id}-export-*")):
-        sums = folder / SUMS
-        if folder.is_dir() and sums.is_file() and hashlib.sha256(sums.read_bytes()).hexdigest() == set_sha256:
-            return folder
-    return None
 
 
 def export_set(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from flwr.app import RecordDict
 
-from shared.federation.messages import evaluate_request, read_reply, synthesize_request
+from shared.federation.messages import evaluate_request, read_reply, read_round_request, synthesize_request
 from shared.schemas import EvaluateRequest, RoundRequest
 from site_agent.federation.answers import answer_evaluate, answer_synthesize
 from site_agent.privacy.ledger import Ledger
@@ -50,10 +52,27 @@ def test_a_request_the_site_cannot_meet_is_declined_with_a_reason_and_nothing_is
     assert settings.paths.ledger.read_text() == ledger_before
 
 
+_ASK_AGAIN_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+from shared.federation.messages import read_reply, synthesize_request
+from shared.schemas import RoundRequest
+from site_agent.config import load_site_settings
+from site_agent.federation.answers import answer_synthesize
+settings = load_site_settings(Path(sys.argv[1]))
+request = synthesize_request(RoundRequest.model_validate_json(sys.argv[2]))
+answer = read_reply(answer_synthesize(settings, request))
+assert answer.manifest is not None, answer.refusal
+loaded = sorted(m for m in ("torch", "monai", "opacus") if m in sys.modules)
+print(json.dumps({"images": [i.image_sha256 for i in answer.manifest.items], "loaded": loaded}))
+"""
+
+
 def test_the_same_round_asked_twice_is_trained_charged_and_released_once(
     trained_site: TrainedSite, tmp_path: Path
 ) -> None:
-    settings = trained_site.copy(tmp_path / "site").settings
+    site = trained_site.copy(tmp_path / "site")
+    settings = site.settings
     first = read_reply(answer_synthesize(settings, _request()))
     second = read_reply(answer_synthesize(settings, _request()))
     assert first.manifest is not None and second.manifest is not None
@@ -61,6 +80,18 @@ def test_the_same_round_asked_twice_is_trained_charged_and_released_once(
     runs = [r for r in Ledger(settings.paths.ledger).runs().values() if r.round_id == "r7"]
     assert len(runs) == 1 and len(runs[0].releases) == 1 and not runs[0].refusals
     assert first.budget == second.budget
+    # Asked again in a ClientApp of its own, as Flower does it: answered from the release, no torch.
+    request = read_round_request(_request()).model_dump_json()
+    done = subprocess.run(
+        [sys.executable, "-c", _ASK_AGAIN_IN_A_FRESH_PROCESS, str(site.config), request],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    third = json.loads(done.stdout.splitlines()[-1])
+    assert third["images"] == [i.image_sha256 for i in first.manifest.items]
+    assert third["loaded"] == []
 
 
 def test_a_model_whose_files_do_not_match_its_hash_is_not_evaluated(
