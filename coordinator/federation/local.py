@@ -129,9 +129,7 @@ class LocalFederation:
         self._joins[site_id] = (site_config, env)
         log = self.log_of(site_id)
         self._log_starts[site_id] = log.stat().st_size if log.exists() else 0
-        self.agents[site_id] = self._spawn(
-            argv, self.log_of(site_id).name, {**shared_host, **(env or {}), **port_env}
-        )
+        self.agents[site_id] = self._spawn(argv, log.name, {**shared_host, **(env or {}), **port_env})
         if wait:
             self.wait_online([site_id])
 
