@@ -177,6 +177,12 @@ class LocalFederation:
         """Kill a site's agent and its app processes at once (SIGKILL), as a crash would."""
         _signal_group(self.agents.pop(site_id), signal.SIGKILL)
 
+    def kill_service(self) -> None:
+        """Kill `coordinator serve` (SIGKILL), as a crash or the OOM killer would."""
+        assert self.service is not None
+        _signal_group(self.service, signal.SIGKILL)
+        self.service = None
+
     def restart_site(self, site_id: str, site_config: Path, env: dict[str, str] | None = None) -> None:
         """Restart a site's agent as a service manager does (`systemctl restart`): SIGTERM to it and
         everything it started, its training included; then start it again and wait until it is online."""

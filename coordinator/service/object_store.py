@@ -10,6 +10,7 @@ next start.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -24,6 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from coordinator.config import CoordinatorSettings
 from coordinator.errors import CoordinatorError
+from shared.cli_support import disk_refused
 
 
 class StorageError(CoordinatorError):
@@ -71,9 +73,19 @@ class ObjectStore:
                 stored = int(self.fs.size(self._key(location, name)))
                 expected = source.stat().st_size
                 if stored != expected:
-                    raise StorageError(f"{location}/{name}: stored {stored} bytes, expected {expected}")
-        except OSError as exc:
-            raise StorageError(f"cannot write {location} to the object store {self.url}: {exc}") from None
+                    raise StorageError(f"{under}/{name}: stored {stored} bytes, expected {expected}")
+        except (OSError, StorageError) as exc:
+            # What was written goes at once: on a full store it holds the very space the next try
+            # needs (remove_orphans at the next start is the fallback for a crash mid-upload).
+            with contextlib.suppress(OSError):
+                self.remove(location)
+            if disk_refused(exc):
+                raise StorageError(
+                    f"the object store {self.url} is full (or over a quota): {under} could not be "
+                    "written, nothing was recorded, and it is tried again until there is room"
+                ) from None
+            # `under`, not the prefix: its random part would make each retry's message new.
+            raise StorageError(f"cannot write {under} to the object store {self.url}: {exc}") from None
         return location
 
     def _put(self, source: Path, key: str) -> None:

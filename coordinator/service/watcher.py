@@ -20,6 +20,7 @@ import threading
 import time
 
 from coordinator.config import CoordinatorSettings
+from coordinator.errors import CoordinatorError
 from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from coordinator.federation.launch import RUN_CHECK_S, UNREACHABLE_LIMIT_S, end_round, is_quiet, reconcile
 from coordinator.federation.rounds import RoundFolder, list_rounds
@@ -77,7 +78,9 @@ class Watcher:
         except Exception as exc:  # a bad file must not stop the watcher; say so once, not every pass
             message = f"{type(exc).__name__}: {exc}"
             if message != self._last_error:
-                log.error("could not bring the catalogue up to date: %s", message, exc_info=exc)
+                # Our own errors say what is wrong in words (a full store, a bad file): no traceback.
+                trace = None if isinstance(exc, CoordinatorError) else exc
+                log.error("could not bring the catalogue up to date: %s", message, exc_info=trace)
             self._last_error = message
 
     def _loop(self) -> None:

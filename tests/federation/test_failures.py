@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from coordinator.demo.service import make_tokens as make_service_tokens
 from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.launch import follow
 from coordinator.federation.rounds import RoundFolder
@@ -14,7 +15,7 @@ from coordinator.service.database import Database
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
-from tests.coordinator.service.conftest import make_tokens, running_api
+from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed
 from tests.federation.conftest import Federation, Hospital
 from tests.federation.test_round import launch
 
@@ -23,6 +24,16 @@ TIMEOUT_S = 45
 # ClientApps starting at once on a loaded 2-core machine can take longer than it, and then the round
 # names site_b "no answer within 45 s" instead, which the test accepts too.
 STARTS_WITHIN_S = 180
+# A one-site round as the API takes it.
+API_ORDER = {
+    "round_id": "r1",
+    "epsilon": 3.0,
+    "per_class": 2,
+    "box": list(TEST_BOX),
+    "spacing_mm": TEST_SPACING_MM,
+    "min_sites": 1,
+    "generator": "dpgan3d",
+}
 
 
 def _started_training(hospital: Hospital) -> bool:
@@ -96,30 +107,55 @@ def test_a_killed_a_stalled_and_a_refusing_site_leave_the_round_to_the_others_an
     assert report.pooled_version is None and not (folder.folder.parent / "r2" / "model").exists()
 
 
-def test_a_site_restarted_mid_training_is_asked_again_and_resumes_its_run_under_one_reservation(
+def test_a_site_and_the_coordinator_service_killed_mid_training_come_back_and_the_round_completes(
     federation: Federation,
 ) -> None:
     hospital = federation.connect(
         "site_a", **{"epochs = 3.0": "epochs = 12.0", "checkpoint_seconds = 60.0": "checkpoint_seconds = 0.0"}
     )
     models = hospital.settings.paths.models
-    result = launch(federation, "r1", "--min-sites", "1", "--timeout", "240", "--no-wait")
-    assert result.returncode == 0, result.stdout + result.stderr
+    tokens = make_service_tokens(federation.settings)
+    url = federation.local.start_service()  # `coordinator serve`, a process of its own
+    launched = httpx.post(
+        f"{url}/rounds", json={**API_ORDER, "timeout_s": 150}, headers=_bearer(tokens.operator), timeout=60
+    )
+    assert launched.status_code == 201, launched.text
     deadline = time.monotonic() + STARTS_WITHIN_S
     while not any(models.glob("*/checkpoint.pt")):  # trained, and checkpointed, some steps
         assert time.monotonic() < deadline, "site_a never wrote a checkpoint"
         time.sleep(0.2)
-    federation.local.restart_site("site_a", hospital.config)
+    # A crash of both (SIGKILL to each and everything it started: no handler runs, no checkpoint is
+    # written on the way out), then a restart of both, as `Restart=on-failure` does.
+    federation.local.kill_site("site_a")
+    federation.local.kill_service()
+    federation.local.join("site_a", hospital.config)
+    url = federation.local.start_service()
 
-    report = follow(federation.settings, RoundFolder.of(federation.settings, "r1"))
-    assert report.state == "completed", report.message
-    site = report.sites["site_a"]
-    assert site.synthesis == "answered" and site.evaluation == "answered", site
-    assert site.asked_again >= 1  # once back online (and again if it was overdue on a slow machine)
+    operator = httpx.Client(base_url=url, headers=_bearer(tokens.operator), timeout=60)
+    deadline = time.monotonic() + 600
+    while (report := operator.get("/rounds/r1").json())["state"] not in ("completed", "failed", "cancelled"):
+        assert time.monotonic() < deadline, report["message"]
+        time.sleep(0.5)
+    assert report["state"] == "completed", report["message"]
+    site = report["sites"]["site_a"]
+    assert site["synthesis"] == "answered" and site["evaluation"] == "answered", site
+    assert site["asked_again"] >= 1  # its message died with it
     # One reservation, resumed from its checkpoint and completed; one release: nothing charged twice.
     (run,) = Ledger(hospital.settings.paths.ledger).runs().values()
     assert run.round_id == "r1" and run.state == "complete" and len(run.releases) == 1
     assert json.loads((models / run.run_id / "run.json").read_text())["resumed"] is True
+    # The restarted service recorded the round's set and model once, and launched nothing itself.
+    (dataset,) = wait_listed(url, tokens.operator, "datasets", 1)
+    assert dataset["round_id"] == "r1" and dataset["version"] == 1 and not dataset["published"]
+    (model,) = wait_listed(url, tokens.operator, "models", 1)
+    assert model["model_sha256"] == report["model_sha256"]
+    launches = [e for e in operator.get("/audit").json() if e["action"].startswith("round.launch")]
+    assert [e["action"] for e in launches] == ["round.launch"]
+    operator.close()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds(
@@ -134,16 +170,7 @@ def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds
         operator = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"}, timeout=60.0
         )
-        body = {
-            "round_id": "r1",
-            "epsilon": 3.0,
-            "per_class": 2,
-            "box": list(TEST_BOX),
-            "spacing_mm": TEST_SPACING_MM,
-            "min_sites": 1,
-            "generator": "dpgan3d",
-        }
-        launched = operator.post("/rounds", json=body)
+        launched = operator.post("/rounds", json=API_ORDER)
         assert launched.status_code == 201, launched.text
         run_id = launched.json()["flower_run_id"]
         ledger = trainer.settings.paths.ledger

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import subprocess
 import sys
 import tarfile
@@ -20,7 +21,9 @@ from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.service.database import Database
 from coordinator.service.object_store import ObjectStore, StorageError
 from shared.federation.processes import free_port
+from shared.hashing import file_sha256
 from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed, write_pooled_version
+from tests.small_disk import grow, small_disk
 
 BUCKET = "fedsynth-test"
 
@@ -71,13 +74,15 @@ def test_sets_go_to_s3_whole_or_not_at_all_and_are_served_from_there(
     assert not store.is_local and store.root == f"{BUCKET}/coordinator"
 
     folder = write_pooled_version(settings, 1)
-    # An upload cut off part-way (here: a file that vanished) leaves objects no row points at.
+    # An upload that fails part-way (here: a file that vanished) takes back what it wrote.
     files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
     files["images/vanished.nii.gz"] = folder / "vanished"
-    with pytest.raises(StorageError, match="cannot write"):
+    with pytest.raises(StorageError, match="cannot write datasets/pooled/v1 "):
         store.put_tree(files, under="datasets/pooled/v1")
-    (orphan,) = store.fs.ls(f"{BUCKET}/coordinator/datasets/pooled")
-    assert store.fs.find(orphan)  # some objects arrived
+    assert not store.fs.find(f"{BUCKET}/coordinator/datasets")
+    # One cut off by a crash leaves objects that no row points at.
+    orphan = f"{BUCKET}/coordinator/datasets/pooled/v1-0badcafe"
+    store.fs.pipe(f"{orphan}/card.json", (folder / "card.json").read_bytes())
 
     database = Database.open(settings)
     tokens = make_tokens(database)
@@ -129,3 +134,43 @@ def test_a_local_store_links_instead_of_copying(tmp_path: Path) -> None:
     assert stored.stat().st_ino == (folder / "card.json").stat().st_ino  # no second copy on disk
     with pytest.raises(StorageError, match="cannot be opened"):
         ObjectStore("nosuchprotocol://bucket")
+
+
+def test_a_full_object_store_records_nothing_keeps_nothing_half_written_and_catches_up_when_grown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_coordinator_toml(tmp_path / "coordinator")
+    settings = load_coordinator_settings(config)
+    folder = write_pooled_version(settings, 1)  # about 230 KB: it cannot fit in 64 KB
+    database = Database.open(settings)
+    tokens = make_tokens(database)
+    operator = {"Authorization": f"Bearer {tokens['operator']}"}
+    with small_disk(tmp_path / "store", 64) as disk:
+        store = ObjectStore(str(disk))  # another file system than the data folder: files are copied
+        with caplog.at_level(logging.ERROR), running_api(settings, config, database, store) as url:
+            deadline = time.monotonic() + 30
+            while not any("is full" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "the watcher never tried the upload"
+                time.sleep(0.1)
+            time.sleep(1.0)  # a few more passes of the watcher, each refused
+            assert httpx.get(f"{url}/datasets", headers=operator).json() == []
+            # What a refused upload wrote went with it: no orphan holds the space the next try needs.
+            assert not [p for p in (disk / "datasets" / "pooled").glob("*") if any(p.iterdir())]
+            failures = [r for r in caplog.records if r.name == "coordinator.service.watcher"]
+            assert len(failures) == 1 and failures[0].exc_info is None  # said once, in words
+            assert "the object store" in failures[0].getMessage() and "nothing was recorded" in (
+                failures[0].getMessage()
+            )
+
+            grow(disk, 8192)  # the operator made room: the next pass records the set, whole
+            (entry,) = wait_listed(url, tokens["operator"], "datasets", 1)
+            assert entry["version"] == 1
+            httpx.post(f"{url}/datasets/pooled/1/publish", headers=operator).raise_for_status()
+            sums = httpx.get(f"{url}/datasets/pooled/1/SHA256SUMS", headers=operator).text.splitlines()
+            for line in sums:
+                digest, _, name = line.partition("  ")
+                served = httpx.get(f"{url}/datasets/pooled/1/files/{name}", headers=operator).content
+                assert hashlib.sha256(served).hexdigest() == digest == file_sha256(folder / name)
+            (prefix,) = (disk / "datasets" / "pooled").iterdir()
+            assert len(list(prefix.rglob("*.nii.gz"))) == len([s for s in sums if s.endswith(".nii.gz")])
+    database.close()
