@@ -296,6 +296,54 @@ def fuzz(d: Json) -> list[str]:
     ]
 
 
+def faults(d: Json) -> list[str]:
+    rows = []
+    for f in d["faults"]:
+        if "error" in f:
+            rows.append([f["fault"], "**undecided**: " + f["error"], "", "", "", "", ""])
+            continue
+        asked = sum(s["asked_again"] for s in f["sites"].values())
+        missing = [f"{site}: {s['reason']}" for site, s in f["sites"].items() if s["synthesis"] != "answered"]
+        state = f["state"] if f["state"] == "completed" else f"**{f['state']}**"
+        extra = (
+            f"; recorded {f['recorded_after_grown_s']:.0f} s after the store was grown"
+            if "recorded_after_grown_s" in f
+            else ""
+        )
+        rows.append(
+            [
+                f["fault"].replace("_", " "),
+                f"{state} ({'; '.join(missing) or 'every site answered'}){extra}",
+                f"{f['round_wall_s']:.0f} s",
+                f"{f['reruns']} / {asked}",
+                str(f["spend_double_counted"]),
+                str(f["spend_lost"]),
+                f"{f['half_published']} of {f['recorded_checked']}",
+            ]
+        )
+    return [
+        f"{d['rounds']} rounds on one real federation (two hospitals training a small DP-GAN, the "
+        "service as its own process, its object store on a tmpfs), one fault per round. Goal: every "
+        "round ends in a definite state; 0 spend double-counted or lost; 0 half-published sets. "
+        f"Here: {d['definite']} of {d['rounds']} definite ({d['completed']} completed), "
+        f"{d['spend_double_counted']} double-counted, {d['spend_lost']} lost, "
+        f"{d['half_published']} half-published.",
+        "",
+        *_table(
+            [
+                "fault",
+                "how the round ended",
+                "round wall",
+                "reruns / messages asked again",
+                "spend double-counted",
+                "spend lost",
+                "half-published (of every set and model recorded)",
+            ],
+            rows,
+        ),
+    ]
+
+
 def contract(d: Json) -> list[str]:
     failures = d["contract_failures_by_check"]
     return [
@@ -492,6 +540,7 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "scale": ("Scale: one round with many hospitals on one SuperLink", "python -m bench.scale", scale),
     "fuzz": ("Reliability: broken DICOM in bulk", "python -m bench.fuzz", fuzz),
     "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
+    "faults": ("Reliability: faults in a real federation", "python -m bench.faults", faults),
     "finetune_probe": (
         "The foundation's DP fine-tune at one hospital: does it carry the disease?",
         "python -m bench.finetune_probe --foundation DIR --work DIR",

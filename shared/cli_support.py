@@ -1,6 +1,5 @@
 """What both command-line tools share: error reporting, logging set-up, version option."""
 
-import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared import __version__
+from shared.disk_errors import disk_refused
 from shared.errors import FedsynthError
 from shared.log_redaction import guard_logging
 
@@ -57,24 +57,6 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
-
-
-_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
-# How SQLite and PostgreSQL say the same, inside their own exceptions.
-_NO_SPACE_WORDS = ("database or disk is full", "disk i/o error", "no space left on device")
-
-
-def disk_refused(exc: BaseException) -> bool:
-    """Whether an error, or one it was raised from, is the disk refusing a write: full, over a
-    quota or a file size limit, or failing."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
-            return True
-        if any(words in str(seen).lower() for words in _NO_SPACE_WORDS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def setup_logging(verbose: bool) -> None:

@@ -206,6 +206,13 @@ class LocalFederation:
         _kill(apps, signal.SIGKILL)
         return len(apps)
 
+    def kill_superlink(self) -> None:
+        """Kill the SuperLink and its ServerApps (SIGKILL), as a crash or a power cut would; its
+        database stays on disk for the next start."""
+        assert self.superlink is not None
+        _signal_group(self.superlink, signal.SIGKILL)
+        self.superlink = None
+
     def stop_superlink(self) -> None:
         if self.superlink is not None:
             _stop(self.superlink)

@@ -25,7 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from coordinator.config import CoordinatorSettings
 from coordinator.errors import CoordinatorError
-from shared.cli_support import disk_refused
+from shared.disk_errors import disk_refused
 
 
 class StorageError(CoordinatorError):

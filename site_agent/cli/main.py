@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from shared.cli_support import console, friendly_errors, root_options
+from site_agent.cli.backup import backup, restore
+from site_agent.cli.doctor import doctor
 from site_agent.cli.evaluate import evaluate
 from site_agent.cli.federation import join, keygen
 from site_agent.cli.generator import budget, export, sample, train
@@ -79,7 +81,20 @@ def show_config(config: ConfigOption = None) -> None:
 app.command()(phantom)
 app.command()(ingest)
 app.add_typer(cases_app, name="cases")
-for command in (locate, receive, train, sample, export, budget, evaluate, keygen, join):
+for command in (
+    locate,
+    receive,
+    train,
+    sample,
+    export,
+    budget,
+    evaluate,
+    keygen,
+    join,
+    doctor,
+    backup,
+    restore,
+):
     app.command()(command)
 
 

@@ -29,6 +29,7 @@ from flwr.app import RecordDict
 
 from shared.crop_box import box_text
 from shared.diagnosis.model_files import MODEL_FILES, ModelError, model_sha256
+from shared.disk_errors import disk_refused
 from shared.errors import FedsynthError
 from shared.federation.messages import (
     SyntheticVolumes,
@@ -265,8 +266,8 @@ def _read_release(
 def _refusal(settings: SiteSettings, round_id: str, exc: Exception) -> Refusal:
     reason, detail = _explain(exc)
     # The full explanation stays on site, in the site's own log; unexpected failures keep their traceback.
-    if isinstance(exc, FedsynthError):
-        log.warning("round %s: declined (%s): %s", round_id, reason, exc)
+    if isinstance(exc, FedsynthError) or disk_refused(exc):
+        log.warning("round %s: declined (%s): %s", round_id, reason, detail if disk_refused(exc) else exc)
     else:
         log.error("round %s: declined (%s)", round_id, reason, exc_info=exc)
     return Refusal(
@@ -290,6 +291,8 @@ def _explain(exc: Exception) -> tuple[RefusalReason, str]:
         )
     if isinstance(exc, FedsynthError):
         return SiteRefusal.reason, SiteRefusal.public_detail
+    if disk_refused(exc):  # what ran is charged (the ledger recorded it first); it resumes with room
+        return "internal", "the site's disk is full (or over a quota): the site must free space"
     return "internal", "the site agent failed unexpectedly; details are in the site's log"
 
 

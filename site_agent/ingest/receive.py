@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
 from site_agent.config import SiteSettings
 from site_agent.ingest.pipeline import ingest
@@ -92,6 +92,7 @@ def serve(settings: SiteSettings, *, stop: threading.Event, ready: threading.Eve
             inbox.last_arrival[folder.name] = 0.0
     ae = AE(ae_title=settings.receive.ae_title)
     ae.add_supported_context(CTImageStorage, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(Verification)  # C-ECHO: how PACS admins (and `doctor`) test a node
     server = ae.start_server(
         (settings.receive.host, settings.receive.port),
         block=False,

@@ -183,6 +183,21 @@ class Ledger:
     # --- writing -----------------------------------------------------------------------------
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """No event is written while the block runs (a restore puts a whole ledger in place)."""
+        with self._locked():
+            yield
+
+    def snapshot(self, target: Path) -> int:
+        """Copy the ledger to `target` as it stands between two events: every complete, checked
+        line and nothing torn. Returns the number of events; a damaged ledger is refused."""
+        with self._locked():
+            events = len(self.events())
+            data = self.path.read_bytes() if self.path.exists() else b""
+        target.write_bytes(data[: data.rfind(b"\n") + 1])
+        return events
+
+    @contextmanager
     def _locked(self) -> Iterator[None]:
         """Exclusive use of the ledger across processes (CLI, SuperNode) for a read-check-write."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,13 +269,8 @@ class Ledger:
         complete, tail = lines[:-1], lines[-1]  # `tail` is b"" unless the last write was torn
         events = []
         for number, raw in enumerate(complete, 1):
-            try:
-                record = json.loads(raw)
-                crc = record.pop("crc")
-                valid = isinstance(record, dict) and crc == _checksum(record) and record["event"] in EVENTS
-            except (ValueError, KeyError, TypeError, AttributeError):
-                valid = False
-            if not valid:
+            record = _checked(raw)
+            if record is None:
                 raise LedgerError(
                     f"the privacy ledger {self.path} is damaged at line {number}: it was edited or "
                     "corrupted. No training or export can be allowed until it is restored from backup."
@@ -317,6 +327,32 @@ class Ledger:
                 if release.round_id == round_id:
                     return run, release
         return None
+
+
+def readable_events(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Every line of a ledger whose checksum holds, wherever it stands, and how many lines do not:
+    what a damaged ledger still proves was spent (a restore must not forget any of it)."""
+    if not path.exists():
+        return [], 0
+    events, damaged = [], 0
+    for raw in path.read_bytes().split(b"\n")[:-1]:  # the last piece is empty or a torn line
+        record = _checked(raw)
+        if record is None:
+            damaged += 1
+        else:
+            events.append(record)
+    return events, damaged
+
+
+def _checked(raw: bytes) -> dict[str, Any] | None:
+    """One line's event, without its checksum; None when the line is not one the ledger wrote."""
+    try:
+        record = json.loads(raw)
+        crc = record.pop("crc")
+        valid = isinstance(record, dict) and crc == _checksum(record) and record["event"] in EVENTS
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return record if valid else None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from site_agent.federation.answers import answer_evaluate, answer_synthesize
 from site_agent.privacy.ledger import Ledger
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.site_agent.conftest import TrainedSite
+from tests.small_disk import small_disk
 
 
 def _request(**changes: object) -> RecordDict:
@@ -105,3 +106,21 @@ def test_a_model_whose_files_do_not_match_its_hash_is_not_evaluated(
     answer = read_reply(answer_evaluate(settings, content))
     assert answer.refusal is not None and answer.refusal.reason == "invalid_request"
     assert "sha256" in answer.refusal.detail
+
+
+def test_a_disk_that_fills_up_mid_training_is_declined_in_words_and_resumed_once_there_is_room(
+    trained_site: TrainedSite, tmp_path: Path
+) -> None:
+    settings = trained_site.copy(tmp_path / "site").settings
+    with small_disk(settings.paths.models, 64):  # the checkpoints' folder: too small for one
+        full = read_reply(answer_synthesize(settings, _request()))
+    assert full.refusal is not None and full.refusal.reason == "internal"
+    assert full.refusal.detail == "the site's disk is full (or over a quota): the site must free space"
+    (run,) = [r for r in Ledger(settings.paths.ledger).runs().values() if r.round_id == "r7"]
+    assert run.state == "running" and not run.releases  # charged before its first step, as always
+
+    # Room again: the round asked again trains under the same reservation and releases once.
+    again = read_reply(answer_synthesize(settings, _request()))
+    assert again.manifest is not None, again.refusal
+    (run,) = [r for r in Ledger(settings.paths.ledger).runs().values() if r.round_id == "r7"]
+    assert run.state == "complete" and len(run.releases) == 1
