@@ -9,37 +9,27 @@ because an earlier one failed (no settings file: nothing else can be read) is le
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import sqlite3
-import ssl
-import stat
-import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
+from shared.doctor_checks import (
+    CONNECT_TIMEOUT_S,
+    Check,
+    Status,
+    certificate,
+    clock,
+    free_disk,
+    owner_only,
+    tls_endpoint,
+)
 from shared.errors import FedsynthError
 from site_agent.config import SiteSettings, load_site_settings
 from site_agent.ingest.pseudonyms import SECRET_FILE
 
-Status = Literal["pass", "warn", "fail"]
-FREE_FAIL_BYTES = 1 << 30  # under 1 GiB free, ingestion and training cannot finish
-FREE_WARN_BYTES = 10 << 30
-CERT_WARN_DAYS = 30
 SPEND_WARN_SHARE = 0.9
-CONNECT_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
 
 
 def _settings(config: Path | None) -> tuple[SiteSettings | None, Check]:
@@ -112,24 +102,6 @@ def _folders(settings: SiteSettings) -> list[Path]:
     return [paths.store, paths.models, paths.exports, paths.logs, paths.ledger.parent, paths.incoming]
 
 
-def _disk(settings: SiteSettings) -> list[Check]:
-    checks = []
-    seen: set[int] = set()
-    for folder in _folders(settings):
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-        device = existing.stat().st_dev
-        if device in seen:
-            continue
-        seen.add(device)
-        free = shutil.disk_usage(existing).free
-        detail = f"{free / (1 << 30):.1f} GiB free where {folder} lives"
-        status: Status = "fail" if free < FREE_FAIL_BYTES else "warn" if free < FREE_WARN_BYTES else "pass"
-        checks.append(
-            Check("free disk", status, detail, "" if status == "pass" else "free space or grow the volume")
-        )
-    return checks
-
-
 def _writable(settings: SiteSettings) -> Check:
     refused = []
     for folder in _folders(settings):
@@ -154,15 +126,7 @@ def _key(settings: SiteSettings) -> Check:
     if not key.is_file():
         status: Status = "fail" if settings.federation.superlink else "warn"
         return Check("site key", status, f"no private key at {key}", "make one: `site-agent keygen`")
-    mode = stat.S_IMODE(key.stat().st_mode)
-    if mode & 0o077:
-        return Check(
-            "site key",
-            "fail",
-            f"{key} is readable by others (mode {mode:o})",
-            f"chmod 600 {key}; if others may have read it, make a new key and register it again",
-        )
-    return Check("site key", "pass", f"{key}, owner-only")
+    return owner_only("site key", key)
 
 
 def _torch(settings: SiteSettings, gpu_present: Callable[[], bool]) -> Check:
@@ -201,101 +165,22 @@ def _nvidia_present() -> bool:
 
 
 def _certificate(settings: SiteSettings) -> list[Check]:
-    from cryptography import x509
-
     ca = settings.federation.ca_certificate
     if not ca.is_file():
         status: Status = "fail" if settings.federation.superlink else "warn"
         return [
             Check("coordinator CA", status, f"no CA certificate at {ca}", "put the operator's ca.pem there")
         ]
-    try:
-        cert = x509.load_pem_x509_certificate(ca.read_bytes())
-    except ValueError as exc:
-        return [
-            Check(
-                "coordinator CA", "fail", f"{ca} is not a PEM certificate ({exc})", "ask the operator again"
-            )
-        ]
-    now = datetime.now(UTC)
-    left = (cert.not_valid_after_utc - now).days
-    checks = []
-    if now < cert.not_valid_before_utc:
-        checks.append(
-            Check(
-                "clock",
-                "fail",
-                f"this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is before the CA was made "
-                f"({cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC)",
-                "set the clock (enable NTP)",
-            )
-        )
-    if now > cert.not_valid_after_utc:
-        ago = (now - cert.not_valid_after_utc).days
-        checks.append(
-            Check("coordinator CA", "fail", f"{ca} expired {ago} days ago", "ask the operator for the new CA")
-        )
-    elif left < CERT_WARN_DAYS:
-        checks.append(
-            Check("coordinator CA", "warn", f"{ca} expires in {left} days", "ask the operator about rotation")
-        )
-    else:
-        checks.append(Check("coordinator CA", "pass", f"valid until {cert.not_valid_after_utc:%Y-%m-%d}"))
-    return checks
-
-
-def _clock() -> Check:
-    try:
-        shown = subprocess.run(
-            ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return Check(
-            "clock", "warn", "cannot tell whether the clock is synchronised (no timedatectl)", "enable NTP"
-        )
-    if shown.stdout.strip() == "yes":
-        return Check("clock", "pass", "synchronised (NTP)")
-    return Check(
-        "clock", "warn", "not synchronised by NTP: certificates and logs need a correct clock", "enable NTP"
-    )
+    return certificate("coordinator CA", ca, "ask the operator for the new CA")
 
 
 def _superlink(settings: SiteSettings) -> Check:
     address = settings.federation.superlink
     if not address:
         return Check(
-            "SuperLink",
-            "warn",
-            "not joined: [federation] superlink is empty",
-            "set it to the operator's address",
+            "SuperLink", "warn", "not joined: [federation] superlink is empty", "set the operator's address"
         )
-    host, _, port = address.rpartition(":")
-    try:
-        context = ssl.create_default_context(cafile=str(settings.federation.ca_certificate))
-        with (
-            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S) as raw,
-            context.wrap_socket(raw, server_hostname=host) as tls,
-        ):
-            version = tls.version()
-    except ssl.SSLCertVerificationError as exc:
-        return Check(
-            "SuperLink",
-            "fail",
-            f"{address}: its certificate is not trusted ({exc.verify_message})",
-            "check the CA and the address with the operator",
-        )
-    except (OSError, ValueError) as exc:
-        return Check(
-            "SuperLink",
-            "fail",
-            f"{address}: cannot connect ({exc})",
-            "check the address, the firewall (outbound) and that the SuperLink runs",
-        )
-    return Check("SuperLink", "pass", f"{address} answers with a certificate the CA signed ({version})")
+    return tls_endpoint("SuperLink", address, settings.federation.ca_certificate)
 
 
 def _receiver(settings: SiteSettings) -> Check:
@@ -336,10 +221,9 @@ def run_checks(config: Path | None, *, gpu_present: Callable[[], bool] = _nvidia
         loaded,
         _ledger(settings),
         _store(settings),
-        *_disk(settings),
+        *free_disk(_folders(settings)),
         _writable(settings),
-        _key(settings),
     ]
-    checks.append(_torch(settings, gpu_present))
-    checks += [_clock(), *_certificate(settings), _superlink(settings), _receiver(settings)]
+    checks += [_key(settings), _torch(settings, gpu_present), clock(), *_certificate(settings)]
+    checks += [_superlink(settings), _receiver(settings)]
     return checks

@@ -13,7 +13,12 @@ import typer
 from pydantic import ValidationError
 
 from coordinator.cli.options import ConfigOption, sub_app
-from coordinator.config import CONFIG_ENV_VAR, CONFIG_FILE_NAME, load_coordinator_settings
+from coordinator.config import (
+    CONFIG_ENV_VAR,
+    CONFIG_FILE_NAME,
+    CoordinatorSettings,
+    load_coordinator_settings,
+)
 from coordinator.federation.round_order import RoundOrder, described
 from shared.cli_support import console, err_console, friendly_errors
 from shared.crop_box import parse_box
@@ -25,6 +30,21 @@ sites_app = sub_app("sites", "Register hospitals' site agents by their public ke
 rounds_app = sub_app("rounds", "Launch rounds (synthesize, pool, train, evaluate) and follow them.")
 
 
+HostOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host", help="A name or IP sites reach the SuperLink at (repeat). Loopback is always added."
+    ),
+]
+
+
+def _hosts(settings: CoordinatorSettings, given: list[str] | None) -> list[str]:
+    hosts = list(
+        dict.fromkeys([*(given or []), settings.federation.superlink_host, "127.0.0.1", "localhost"])
+    )
+    return [h for h in hosts if h not in ("0.0.0.0", "::", "")]
+
+
 def _config_path(config: Path | None) -> Path:
     return resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
 
@@ -33,12 +53,7 @@ def _config_path(config: Path | None) -> Path:
 @friendly_errors
 def certs_init(
     config: ConfigOption = None,
-    host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--host", help="A name or IP sites reach the SuperLink at (repeat). Loopback is always added."
-        ),
-    ] = None,
+    host: HostOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing CA (sites then need the new ca.pem).")
     ] = False,
@@ -47,11 +62,25 @@ def certs_init(
     from coordinator.federation.certificates import init_certificates
 
     settings = load_coordinator_settings(config)
-    hosts = list(dict.fromkeys([*(host or []), settings.federation.superlink_host, "127.0.0.1", "localhost"]))
-    hosts = [h for h in hosts if h not in ("0.0.0.0", "::", "")]
+    hosts = _hosts(settings, host)
     files = init_certificates(settings.paths.certificates, hosts=hosts, force=force)
     console.print(f"CA and SuperLink certificate for {', '.join(hosts)} in {files.folder}.")
     console.print(f"Give every site {files.ca_certificate} (never ca.key).")
+
+
+@certs_app.command("renew")
+@friendly_errors
+def certs_renew(
+    config: ConfigOption = None,
+    host: HostOption = None,
+) -> None:
+    """Renew the SuperLink's certificate with the same CA: sites need nothing new. Restart the
+    SuperLink afterwards."""
+    from coordinator.federation.certificates import renew_superlink_certificate
+
+    settings = load_coordinator_settings(config)
+    files = renew_superlink_certificate(settings.paths.certificates, hosts=_hosts(settings, host))
+    console.print(f"New SuperLink certificate in {files.superlink_certificate}; restart the SuperLink.")
 
 
 @friendly_errors

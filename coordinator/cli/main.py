@@ -62,6 +62,24 @@ def show_config(
 
 @app.command()
 @friendly_errors
+def doctor(
+    config: Annotated[
+        Path | None, typer.Option("--config", help=f"Default: ${CONFIG_ENV_VAR}, then ./coordinator.toml.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Check the coordinator before opening a federation, and whenever something is wrong:
+    settings, certificates and keys, the SuperLink, the database, the object store, the site
+    registry, free disk and the clock. Exit code 1 when any check fails."""
+    from coordinator.doctor import run_checks
+    from shared.doctor_checks import report
+
+    if report("coordinator doctor", run_checks(config), as_json=as_json):
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")] = Path(
         "demo-output"

@@ -127,6 +127,40 @@ def init_certificates(folder: Path, *, hosts: list[str], force: bool = False) ->
         .sign(ca_key, hashes.SHA384())
     )
 
+    server_key, server = _superlink_certificate(ca_key, ca_name, hosts)
+    _write_private(files.ca_key, _key_pem(ca_key))
+    _write_private(files.superlink_key, _key_pem(server_key))
+    files.ca_certificate.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.superlink_certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def renew_superlink_certificate(folder: Path, *, hosts: list[str]) -> CertificateFiles:
+    """A new SuperLink key and certificate signed by the existing CA: sites trust it at once,
+    since they trust the CA; restart the SuperLink to serve it. The old pair is kept beside it."""
+    files = CertificateFiles(folder)
+    if not hosts:
+        raise CertificateError("name at least one host (DNS name or IP) the SuperLink is reached at")
+    if missing := [p for p in (files.ca_certificate, files.ca_key) if not p.is_file()]:
+        raise CertificateError(f"{missing[0]} is missing: a renewal needs the CA that sites trust")
+    ca = x509.load_pem_x509_certificate(files.ca_certificate.read_bytes())
+    ca_key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise CertificateError(f"{files.ca_key} is not the EC key `certs init` writes")
+    server_key, server = _superlink_certificate(ca_key, ca.subject, hosts)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for current in (files.superlink_certificate, files.superlink_key):
+        if current.exists():
+            current.replace(current.with_name(f"{current.name}.replaced-{stamp}"))
+    _write_private(files.superlink_key, _key_pem(server_key))
+    files.superlink_certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def _superlink_certificate(
+    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, hosts: list[str]
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    now = datetime.now(UTC)
     server_key = ec.generate_private_key(ec.SECP384R1())
     server = (
         x509.CertificateBuilder()
@@ -144,9 +178,4 @@ def init_certificates(folder: Path, *, hosts: list[str], force: bool = False) ->
         )
         .sign(ca_key, hashes.SHA384())
     )
-
-    _write_private(files.ca_key, _key_pem(ca_key))
-    _write_private(files.superlink_key, _key_pem(server_key))
-    files.ca_certificate.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files.superlink_certificate.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    return files
+    return server_key, server

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from shared.cli_support import console, friendly_errors
+from shared.cli_support import friendly_errors
 from site_agent.cli.options import ConfigOption
-
-STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
 @friendly_errors
@@ -24,20 +18,8 @@ def doctor(
     """Check this site before it goes live, and whenever something is wrong: settings, ledger and
     store integrity, free disk, permissions, PyTorch against the GPU, clock, certificates, the
     SuperLink and the DICOM port. Exit code 1 when any check fails."""
+    from shared.doctor_checks import report
     from site_agent.doctor import run_checks
 
-    checks = run_checks(config)
-    if as_json:
-        console.print_json(json.dumps([asdict(c) for c in checks]))
-    else:
-        table = Table(title="site-agent doctor")
-        for column in ("check", "result", "detail", "what to do"):
-            table.add_column(column, overflow="fold")
-        for check in checks:
-            table.add_row(check.name, Text(check.status, style=STYLE[check.status]), check.detail, check.fix)
-        console.print(table)
-        failed = sum(c.status == "fail" for c in checks)
-        warned = sum(c.status == "warn" for c in checks)
-        console.print(f"{len(checks)} checks: {failed} failed, {warned} warned.")
-    if any(c.status == "fail" for c in checks):
+    if report("site-agent doctor", run_checks(config), as_json=as_json):
         raise typer.Exit(1)

@@ -3,20 +3,13 @@ receiver) and against deliberately broken set-ups: each fault is named, with wha
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from coordinator.config import load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
@@ -25,24 +18,11 @@ from coordinator.federation.flower_cli import client_address
 from coordinator.federation.local import LocalFederation
 from shared.federation.processes import free_port
 from site_agent.config import load_site_settings
-from site_agent.doctor import Check, run_checks
+from site_agent.doctor import run_checks
 from site_agent.federation.keys import generate_site_key
+from tests.doctor_runner import run_doctor
+from tests.expired_certificate import write_expired_certificate
 from tests.site_agent.conftest import TrainedSite
-
-
-def _doctor(config: Path) -> tuple[int, dict[str, list[Check]]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "site_agent", "doctor", "--config", str(config), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    found: dict[str, list[Check]] = {}
-    for entry in json.loads(done.stdout):
-        found.setdefault(entry["name"], []).append(Check(**entry))
-    return done.returncode, found
 
 
 def _set(config: Path, old: str, new: str) -> None:
@@ -67,7 +47,7 @@ def test_a_site_ready_to_go_live_passes_with_a_real_superlink_and_receiver(
 
     with LocalFederation(settings, coordinator, tmp_path / "logs") as federation:
         federation.start_superlink()
-        code, found = _doctor(site_config)
+        code, found = run_doctor("site_agent", site_config)
         assert found["SuperLink"][0].status == "pass", found["SuperLink"]
         assert "certificate the CA signed" in found["SuperLink"][0].detail
         for name in (
@@ -98,32 +78,13 @@ def test_a_site_ready_to_go_live_passes_with_a_real_superlink_and_receiver(
                         break
                 assert receiver.poll() is None and time.monotonic() < deadline, "the receiver did not start"
                 time.sleep(0.2)
-            code, found = _doctor(site_config)
+            code, found = run_doctor("site_agent", site_config)
             (receive,) = found["DICOM receiver"]
             assert receive.status == "pass" and "answers C-ECHO as FEDSYNTH" in receive.detail, receive
             assert code == 0
         finally:
             receiver.terminate()
             receiver.wait(timeout=30)
-
-
-def _expired_ca(path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old fedsynth CA")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=400))
-        .not_valid_after(now - timedelta(days=3))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def test_every_broken_part_of_a_site_is_named_with_what_to_do(
@@ -137,7 +98,7 @@ def test_every_broken_part_of_a_site_is_named_with_what_to_do(
     settings.paths.ledger.write_text(lines[0].replace('"event"', '"evnt"') + "".join(lines[1:]))
     generate_site_key(settings.federation.private_key)
     os.chmod(settings.federation.private_key, 0o644)
-    _expired_ca(settings.federation.ca_certificate)
+    write_expired_certificate(settings.federation.ca_certificate)
     (case_file,) = list((settings.paths.store / "cases").iterdir())[:1]
     case_file.unlink()
     shutil.rmtree(settings.paths.exports, ignore_errors=True)
@@ -148,7 +109,7 @@ def test_every_broken_part_of_a_site_is_named_with_what_to_do(
     _set(site.config, 'superlink = ""', f'superlink = "127.0.0.1:{free_port()}"')
     _set(site.config, "port = 11112", f"port = {stranger.getsockname()[1]}")
     try:
-        code, found = _doctor(site.config)
+        code, found = run_doctor("site_agent", site.config)
     finally:
         stranger.close()
 
@@ -176,5 +137,5 @@ def test_every_broken_part_of_a_site_is_named_with_what_to_do(
     # A settings file that does not load stops there, and says so.
     broken = tmp_path / "broken.toml"
     broken.write_text("[privacy\n")
-    code, found = _doctor(broken)
+    code, found = run_doctor("site_agent", broken)
     assert code == 1 and list(found) == ["settings"] and found["settings"][0].status == "fail"
