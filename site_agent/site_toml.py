@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shared.settings import write_settings_file
 from shared.settings_template import render_settings_file
-from site_agent.config import CONFIG_FILE_NAME, SiteSettings
+from site_agent.config import CONFIG_FILE_NAME, SiteFederation, SiteSettings
 
 HEADER = """\
 fedsynth site agent settings for site "{site_id}".
@@ -21,14 +21,15 @@ for example FEDSYNTH_PRIVACY__EPSILON_CAP=4.
 """
 
 
-def render_site_toml(site_id: str) -> str:
-    defaults = SiteSettings(site_id=site_id)  # validates site_id
+def render_site_toml(site_id: str, superlink: str = "") -> str:
+    defaults = SiteSettings(site_id=site_id, federation=SiteFederation(superlink=superlink))  # validates
     return render_settings_file(defaults, HEADER.format(site_id=defaults.site_id))
 
 
-def write_site_toml(directory: Path, site_id: str, *, force: bool = False) -> Path:
-    """Create `directory/site.toml` and the folders it names; refuse to overwrite unless `force`."""
-    text = render_site_toml(site_id)  # validates site_id before touching the disk
+def write_site_toml(directory: Path, site_id: str, *, superlink: str = "", force: bool = False) -> Path:
+    """Create `directory/site.toml` and the folders it names; refuse to overwrite unless `force`.
+    `superlink` fills in [federation] superlink (from a startup kit)."""
+    text = render_site_toml(site_id, superlink)  # validates site_id before touching the disk
     paths = SiteSettings(site_id=site_id).paths
     folders = (paths.store, paths.incoming, paths.exports, paths.ledger.parent, paths.models, paths.logs)
     return write_settings_file(directory / CONFIG_FILE_NAME, text, force=force, folders=folders)

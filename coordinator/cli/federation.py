@@ -68,6 +68,48 @@ def certs_init(
     console.print(f"Give every site {files.ca_certificate} (never ca.key).")
 
 
+@friendly_errors
+def provision(
+    site_id: Annotated[str, typer.Argument(help="The id the new site will have.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder the kit is written into (as OUT/SITE_ID).")
+    ] = Path("kits"),
+    superlink: Annotated[
+        str | None,
+        typer.Option("--superlink", help="HOST:PORT sites reach the SuperLink at. Default: [federation]."),
+    ] = None,
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing kit for this site.")] = False,
+) -> None:
+    """Write a startup kit for a new site: its id, the SuperLink address, the CA certificate and
+    the steps. The site makes its own key pair; register its public key with `sites add`."""
+    from coordinator.federation.certificates import CertificateFiles, certificate_names
+    from shared.startup_kit import write_kit
+
+    settings = load_coordinator_settings(config)
+    fed = settings.federation
+    address = superlink or f"{fed.superlink_host}:{fed.superlink_port}"
+    host = address.rpartition(":")[0]
+    if superlink is None and host in ("0.0.0.0", "::", "", "127.0.0.1", "localhost"):
+        raise typer.BadParameter(
+            f"[federation] superlink_host is {fed.superlink_host!r}, which sites elsewhere cannot reach; "
+            "name the address they use: --superlink HOST:PORT",
+            param_hint="--superlink",
+        )
+    files = CertificateFiles(settings.paths.certificates).require()
+    if host not in certificate_names(files.superlink_certificate):
+        raise typer.BadParameter(
+            f"the SuperLink certificate does not name {host!r}, so sites would refuse it; "
+            f"renew it first: coordinator certs renew --host {host}",
+            param_hint="--superlink",
+        )
+    folder = write_kit(
+        out, site_id=site_id, superlink=address, ca_certificate=files.ca_certificate, force=force
+    )
+    console.print(f"Wrote the startup kit for {site_id} in {folder}: give the site the whole folder.")
+    console.print(f"When it sends back its site.pub: coordinator sites add {site_id} --public-key site.pub")
+
+
 @certs_app.command("renew")
 @friendly_errors
 def certs_renew(
@@ -279,4 +321,4 @@ def rounds_show(
     console.print(report.message, highlight=False)
 
 
-__all__ = ["certs_app", "rounds_app", "sites_app", "sub_app", "superlink"]
+__all__ = ["certs_app", "provision", "rounds_app", "sites_app", "sub_app", "superlink"]

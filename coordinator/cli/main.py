@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from coordinator.cli.datasets import datasets_app, models_app
-from coordinator.cli.federation import certs_app, rounds_app, sites_app, superlink
+from coordinator.cli.federation import certs_app, provision, rounds_app, sites_app, superlink
 from coordinator.cli.foundation import foundation_app
 from coordinator.cli.model import model_app, phantom_dataset
 from coordinator.cli.service import serve, tokens_app
@@ -148,6 +148,7 @@ app.add_typer(certs_app)
 app.add_typer(sites_app)
 app.add_typer(rounds_app)
 app.command()(superlink)
+app.command()(provision)
 app.add_typer(tokens_app)
 app.add_typer(datasets_app)
 app.add_typer(models_app)

@@ -179,3 +179,16 @@ def _superlink_certificate(
         .sign(ca_key, hashes.SHA384())
     )
     return server_key, server
+
+
+def certificate_names(path: Path) -> set[str]:
+    """The DNS names and IP addresses a certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {
+        *names.get_values_for_type(x509.DNSName),
+        *(str(ip) for ip in names.get_values_for_type(x509.IPAddress)),
+    }

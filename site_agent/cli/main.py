@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -49,13 +50,37 @@ def init(
     directory: Annotated[
         Path, typer.Argument(help="Folder for this site's settings and data (created if missing).")
     ],
-    site_id: Annotated[str, typer.Option("--site-id", help="Short name the coordinator knows this site by.")],
+    site_id: Annotated[
+        str | None, typer.Option("--site-id", help="Short name the coordinator knows this site by.")
+    ] = None,
+    kit: Annotated[
+        Path | None,
+        typer.Option("--kit", help="A startup kit from the coordinator (`coordinator provision`)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing site.toml.")] = False,
 ) -> None:
-    """Set up a new site: writes DIR/site.toml (with a comment on every setting) and its data folders."""
-    target = write_site_toml(directory, site_id, force=force)
+    """Set up a new site: writes DIR/site.toml (with a comment on every setting) and its data
+    folders. With --kit, the site id, the SuperLink and the coordinator's CA come from the kit."""
+    superlink = ""
+    if kit is not None:
+        from shared.startup_kit import CA_FILE, read_kit
+
+        startup = read_kit(kit)
+        if site_id not in (None, startup.site_id):
+            raise typer.BadParameter(
+                f"the kit is for site {startup.site_id!r}, not {site_id!r}", param_hint="--site-id"
+            )
+        site_id, superlink = startup.site_id, startup.superlink
+    if site_id is None:
+        raise typer.BadParameter("name the site (--site-id NAME) or give a startup kit (--kit KIT)")
+    target = write_site_toml(directory, site_id, superlink=superlink, force=force)
     settings = load_site_settings(target)
     console.print(f"Wrote {target} for site {settings.site_id}.")
+    if kit is not None:
+        ca = settings.federation.ca_certificate
+        ca.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kit / CA_FILE, ca)
+        console.print(f"From the kit: the SuperLink {superlink} and the coordinator's CA at {ca}.")
     key = settings.federation.private_key
     if not key.exists():
         public = generate_site_key(key)
