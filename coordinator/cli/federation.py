@@ -174,6 +174,20 @@ def sites_add(
     )
 
 
+@sites_app.command("remove")
+@friendly_errors
+def sites_remove(
+    site_id: Annotated[str, typer.Argument(help="The site's id.")],
+    config: ConfigOption = None,
+) -> None:
+    """Unregister a site: its key can no longer connect (the SuperLink must be running). Its
+    results in past rounds and pooled sets stay; its public key is kept as a record."""
+    from coordinator.federation.sites import remove_site
+
+    site = remove_site(load_coordinator_settings(config), site_id)
+    console.print(f"Site {site.site_id} (node {site.node_id}) removed; its key can no longer connect.")
+
+
 @sites_app.command("list")
 @friendly_errors
 def sites_list(config: ConfigOption = None) -> None:

@@ -79,6 +79,21 @@ def add_site(settings: CoordinatorSettings, site_id: str, public_key: Path) -> S
     return site
 
 
+def remove_site(settings: CoordinatorSettings, site_id: str) -> Site:
+    """Unregister a site's key from the SuperLink (it can no longer connect) and from the registry.
+    Its public key is kept as certs/sites/<id>.pub.removed-<time>, a record of who it was."""
+    sites = list_sites(settings)
+    if site_id not in sites:
+        raise FederationError(f"site {site_id!r} is not registered (`coordinator sites list`)")
+    site = sites.pop(site_id)
+    flwr(settings, "supernode", "unregister", str(site.node_id))
+    _save(settings, sites)
+    key = settings.paths.certificates / "sites" / f"{site_id}.pub"
+    if key.exists():
+        key.replace(key.with_name(f"{key.name}.removed-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"))
+    return site
+
+
 def online_node_ids(settings: CoordinatorSettings) -> set[int]:
     """Node ids the SuperLink currently counts as connected."""
     answer = flwr(settings, "supernode", "list")

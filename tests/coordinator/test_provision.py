@@ -11,7 +11,9 @@ from pathlib import Path
 
 from coordinator.config import load_coordinator_settings
 from coordinator.demo.run import local_coordinator
+from coordinator.federation.flower_cli import flwr
 from coordinator.federation.local import LocalFederation
+from coordinator.federation.sites import list_sites
 from site_agent.config import load_site_settings
 from tests.doctor_runner import run_doctor
 
@@ -87,3 +89,11 @@ def test_a_site_set_up_from_its_kit_registers_its_own_key_and_joins(tmp_path: Pa
         assert [c.status for c in found["SuperLink"]] == ["pass"], found["SuperLink"]
         assert code == 0
         federation.join("site_k", site_config)  # returns once its SuperNode is online, authenticated
+
+        # The hospital leaves: its key is unregistered and kept as a record.
+        removed = _run("coordinator", "sites", "remove", "site_k", "--config", str(config))
+        assert removed.returncode == 0, removed.stderr
+        assert list_sites(settings) == {}
+        assert list((settings.paths.certificates / "sites").glob("site_k.pub.removed-*"))
+        nodes = {n["node-id"]: n["status"] for n in flwr(settings, "supernode", "list")["nodes"]}
+        assert list(nodes.values()) == ["unregistered"]  # the SuperLink refuses it from now on
