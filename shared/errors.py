@@ -17,6 +17,7 @@
      +-- IntensityError           diagnosis.lesion_features: an intensity text that names no HU window
      +-- FoundationError          foundation.artefact: files missing, unlike its card, or not the hash asked
      +-- PrivacyMathError         privacy.accounting: parameters no accountant can answer (a ValueError)
+     +-- KitError                 startup_kit: a startup kit that cannot be written or read
      +-- SiteAgentError           the site agent's tree, drawn in site_agent.errors
      +-- CoordinatorError         the coordinator's tree, drawn in coordinator.errors
 

@@ -10,6 +10,7 @@ module holds the two bases and draws the whole tree.
           +-- PrivacyEngineError  privacy.engine: DP-SGD cannot run on this module or state
           +-- SiteKeyError        federation.keys: the key pair is missing or in the way
           +-- JoinError           federation.supernode: the SuperNode cannot be started
+          +-- BackupError         backup: a backup cannot be written, or an archive cannot be restored
           +-- SiteRefusal         what a round is refused with; `reason` and `public_detail`
                |                  are all the coordinator is told
                +-- BudgetExceeded   privacy.budget: over the cap                     (budget)
