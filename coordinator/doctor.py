@@ -37,8 +37,9 @@ def _tls(settings: CoordinatorSettings) -> list[Check]:
     if missing := files.missing():
         names = ", ".join(str(p) for p in missing)
         return [Check("certificates", "fail", f"missing: {names}", "`coordinator certs init --host NAME`")]
-    renew = "renew: `coordinator certs init --force` (see the README on rotation)"
-    checks = certificate("coordinator CA", files.ca_certificate, renew)
+    new_ca = "a new CA: `coordinator certs init --force`, then give every site the new ca.pem"
+    renew = "`coordinator certs renew --host NAME`, then restart the SuperLink (sites need nothing new)"
+    checks = certificate("coordinator CA", files.ca_certificate, new_ca)
     checks += certificate("SuperLink certificate", files.superlink_certificate, renew)
     checks += [owner_only("SuperLink key", files.superlink_key)]
     if files.ca_key.is_file():

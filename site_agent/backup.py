@@ -100,9 +100,13 @@ def _spend(settings: SiteSettings, ledger: Path) -> float:
 
 def _index_copy(source: Path, target: Path) -> None:
     """SQLite's online backup: a consistent copy even while the store is being written."""
-    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(target) as dst:
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    try:
         src.backup(dst)
-    dst.close()
+    finally:
+        dst.close()
+        src.close()
 
 
 def backup(settings: SiteSettings, config: Path, dest: Path) -> BackupSummary:

@@ -58,9 +58,10 @@ def restore(
     path = resolve_config_path(config, env_var=CONFIG_ENV_VAR, default_name=CONFIG_FILE_NAME)
     summary = put_back(archive, path, accept_less_spend=accept_less_spend, check_only=check)
     if summary.missing_events:
+        which = "would lack" if check else "lacks"
         err_console.print(
-            f"warning: the restored ledger lacks {summary.missing_events} event(s) of the one it "
-            f"replaced (accepted: {accept_less_spend}); the replaced ledger is kept beside it.",
+            f"warning: the restored ledger {which} {summary.missing_events} event(s) of the one it "
+            f"replaces (accepted: {accept_less_spend}); the replaced ledger is kept beside it.",
             highlight=False,
         )
     verb = "Would restore" if check else "Restored"

@@ -83,7 +83,7 @@ def test_a_coordinator_ready_to_open_passes_and_one_broken_six_ways_is_told_what
     assert code == 1
     expected = {
         "SuperLink key": ("is readable by others (mode 644)", "chmod 600"),
-        "SuperLink certificate": ("expired 3 days ago", "coordinator certs init --force"),
+        "SuperLink certificate": ("expired 3 days ago", "coordinator certs renew"),
         "SuperLink": ("cannot connect", "that the SuperLink runs"),
         "database": ("cannot connect", "[database] url"),
         "object store": ("cannot write in", "ownership"),

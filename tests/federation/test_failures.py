@@ -111,13 +111,13 @@ def test_a_site_and_the_coordinator_service_killed_mid_training_come_back_and_th
     federation: Federation,
 ) -> None:
     hospital = federation.connect(
-        "site_a", **{"epochs = 3.0": "epochs = 12.0", "checkpoint_seconds = 60.0": "checkpoint_seconds = 0.0"}
+        "site_a", **{"epochs = 3.0": "epochs = 6.0", "checkpoint_seconds = 60.0": "checkpoint_seconds = 0.0"}
     )
     models = hospital.settings.paths.models
     tokens = make_service_tokens(federation.settings)
     url = federation.local.start_service()  # `coordinator serve`, a process of its own
     launched = httpx.post(
-        f"{url}/rounds", json={**API_ORDER, "timeout_s": 150}, headers=_bearer(tokens.operator), timeout=60
+        f"{url}/rounds", json={**API_ORDER, "timeout_s": 120}, headers=_bearer(tokens.operator), timeout=60
     )
     assert launched.status_code == 201, launched.text
     deadline = time.monotonic() + STARTS_WITHIN_S
