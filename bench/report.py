@@ -344,6 +344,26 @@ def faults(d: Json) -> list[str]:
     ]
 
 
+def bundle(d: Json) -> list[str]:
+    rows = [
+        [name, "ok" if r["exit_code"] == 0 else f"**exit {r['exit_code']}**"]
+        for name, r in d["smoke"].items()
+    ]
+    statuses = d["smoke"].get("site-agent doctor", {}).get("statuses", {})
+    doctor = ", ".join(f"{name} {status}" for name, status in statuses.items())
+    return [
+        f"`scripts/bundle` wrote `{d['archive']}` ({d['archive_mb']} MB, {d['wheels']} wheels) in "
+        f"{d['build_s']:.0f} s; `fedsynth-bundle/install` ran in a network namespace with no network "
+        f"and without the host's pip settings, in {d['offline_install_s']:.0f} s "
+        f"(exit {d['install_exit_code']}). Then, still offline: "
+        + ("**passed**." if d["passed"] else "**failed**."),
+        "",
+        *_table(["smoke command (offline)", "result"], rows),
+        "",
+        f"The doctor on the fresh site: {doctor}.",
+    ]
+
+
 def contract(d: Json) -> list[str]:
     failures = d["contract_failures_by_check"]
     return [
@@ -541,6 +561,7 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "fuzz": ("Reliability: broken DICOM in bulk", "python -m bench.fuzz", fuzz),
     "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
     "faults": ("Reliability: faults in a real federation", "python -m bench.faults", faults),
+    "bundle": ("Deployment: the offline install", "python -m bench.bundle", bundle),
     "finetune_probe": (
         "The foundation's DP fine-tune at one hospital: does it carry the disease?",
         "python -m bench.finetune_probe --foundation DIR --work DIR",
