@@ -20,6 +20,7 @@ are re-read from PACS, and the hospital's own storage backups cover the store's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -194,6 +195,25 @@ def _index_is_sound(index: Path) -> bool:
         return False
 
 
+def _index_note(backed_up: Path, index: Path, store: Path) -> str:
+    """Why the backup's case index is not put back, or "" when it is: only in place of a missing
+    or damaged index, and only when every case file it names is in the store. An index whose files
+    are gone would make the store claim cases it cannot load, and ingesting the studies again would
+    find them "already stored"; without it, ingesting again rebuilds the index under the same case
+    ids (the secret is restored)."""
+    if index.exists() and _index_is_sound(index):
+        return "the site's own is sound"
+    with contextlib.closing(sqlite3.connect(f"file:{backed_up}?mode=ro", uri=True)) as db:
+        files = [row[0] for row in db.execute("SELECT file FROM cases")]
+    missing = sum(not (store / name).is_file() for name in files)
+    if missing:
+        return (
+            f"not put back: {missing} of the {len(files)} case files it names are not in {store}; "
+            "ingest the studies again (same case ids), or restore the store folder first"
+        )
+    return ""
+
+
 def _put(source: Path, target: Path, stamp: str, replaced: list[Path], mode: int = 0o600) -> None:
     """`source` at `target` by an atomic rename; a file already there is kept as NAME.replaced-<time>."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +273,8 @@ def restore(
             )
         store = settings.paths.store
         index = store / "index.sqlite"
-        index_wanted = INDEX in manifest["files"] and (not index.exists() or not _index_is_sound(index))
+        index_note = _index_note(staged / INDEX, index, store) if INDEX in manifest["files"] else ""
+        index_wanted = INDEX in manifest["files"] and not index_note
         plan = [
             (staged / SETTINGS, config),
             (staged / LEDGER, ledger),
@@ -263,9 +284,7 @@ def restore(
             *([(staged / INDEX, index)] if index_wanted else []),
         ]
         plan = [(source, target) for source, target in plan if source.is_file()]
-        kept = (
-            () if index_wanted or INDEX not in manifest["files"] else (f"{INDEX}: the site's own is sound",)
-        )
+        kept = (f"{INDEX}: {index_note}",) if index_note else ()
         if check_only:
             return RestoreSummary(
                 site_id, tuple(s.name for s, _ in plan), kept, (), len(events), len(missing)
