@@ -9,7 +9,6 @@ public key goes back to the operator.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import FedsynthError
+from shared.hashing import file_sha256
 
 KIT_FILE = "kit.json"
 CA_FILE = "coordinator-ca.pem"
@@ -57,17 +57,13 @@ class StartupKit(BaseModel):
     made_at: str
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def write_kit(out: Path, *, site_id: str, superlink: str, ca_certificate: Path, force: bool = False) -> Path:
     """`out/<site_id>/`: kit.json, the CA certificate and the README of the steps."""
     try:
         kit = StartupKit(
             site_id=site_id,
             superlink=superlink,
-            ca_sha256=_sha256(ca_certificate),
+            ca_sha256=file_sha256(ca_certificate),
             made_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     except ValidationError as exc:
@@ -97,7 +93,7 @@ def read_kit(folder: Path) -> StartupKit:
         field = ".".join(str(part) for part in problem["loc"]) or "(the file)"
         raise KitError(f"{path}: {field}: {problem['msg']}") from None
     ca = folder / CA_FILE
-    if not ca.is_file() or _sha256(ca) != kit.ca_sha256:
+    if not ca.is_file() or file_sha256(ca) != kit.ca_sha256:
         raise KitError(
             f"{ca} is missing or not the CA certificate {path} names: ask the operator for the kit again"
         )

@@ -21,7 +21,6 @@ are re-read from PACS, and the hospital's own storage backups cover the store's 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import __version__
+from shared.hashing import file_sha256
 from shared.process_lock import held_alone
 from site_agent.config import SiteSettings, load_site_settings
 from site_agent.errors import SiteAgentError
@@ -83,14 +83,6 @@ def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _spend(settings: SiteSettings, ledger: Path) -> float:
     privacy = settings.privacy
     runs = Ledger(ledger).runs()
@@ -137,7 +129,7 @@ def backup(settings: SiteSettings, config: Path, dest: Path) -> BackupSummary:
             "site_id": settings.site_id,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "fedsynth": __version__,
-            "files": {name: _sha256(staged / name) for name in files},
+            "files": {name: file_sha256(staged / name) for name in files},
             "ledger": {"events": events, "epsilon": None if epsilon == float("inf") else epsilon},
         }
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -178,7 +170,7 @@ def _unpack(archive: Path, into: Path) -> dict[str, Any]:
         raise BackupError(f"{archive}: backup format {manifest.get('format')!r}, this agent reads {FORMAT}")
     for name in MEMBERS:
         present = (into / name).is_file()
-        if present != (name in files) or (present and _sha256(into / name) != files[name]):
+        if present != (name in files) or (present and file_sha256(into / name) != files[name]):
             raise BackupError(f"{archive}: {name} does not match its checksum in the manifest (damaged)")
     if not isinstance(site_id, str) or LEDGER not in files or SETTINGS not in files:
         raise BackupError(f"{archive}: its manifest names no site, ledger or settings")

@@ -266,8 +266,10 @@ def _read_release(
 def _refusal(settings: SiteSettings, round_id: str, exc: Exception) -> Refusal:
     reason, detail = _explain(exc)
     # The full explanation stays on site, in the site's own log; unexpected failures keep their traceback.
-    if isinstance(exc, FedsynthError) or disk_refused(exc):
-        log.warning("round %s: declined (%s): %s", round_id, reason, detail if disk_refused(exc) else exc)
+    if isinstance(exc, FedsynthError):
+        log.warning("round %s: declined (%s): %s", round_id, reason, exc)
+    elif disk_refused(exc):  # the sentence, not the error: it would name the file that failed
+        log.warning("round %s: declined (%s): %s", round_id, reason, detail)
     else:
         log.error("round %s: declined (%s)", round_id, reason, exc_info=exc)
     return Refusal(
