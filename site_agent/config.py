@@ -202,7 +202,8 @@ class SiteGenerator(SettingsSection):
 class SiteAudit(SettingsSection):
     """Memorisation audit before any export: a sample is "close" when it sits nearer to a training
     case than the `quantile` of fresh held-out patients do (site_agent/synthetic/audit.py). More
-    close samples than `max_close_fraction` blocks the export for your review."""
+    close samples than `max_close_fraction`, and more than chance explains with this many held-out
+    patients, blocks the export for your review."""
 
     quantile: float = Field(0.05, gt=0, lt=1)
     max_close_fraction: float = Field(0.2, ge=0, le=1)
