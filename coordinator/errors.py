@@ -21,6 +21,7 @@ error beside the module that defines it.
           |    +-- Interrupted     client.download: a file stopped arriving part-way
           +-- DemoError            demo.run: the demo's folder is in the way, or a step failed
           +-- DemoServiceError     demo.service: the demo's round could not go through the service
+          +-- PageRefused          dashboard.api: the API refused a call a dashboard page made
 """
 
 from shared.errors import FedsynthError

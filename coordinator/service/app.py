@@ -20,13 +20,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from coordinator.config import CoordinatorSettings
+from coordinator.dashboard.pages import PREFIX as DASHBOARD_PREFIX
+from coordinator.dashboard.pages import create_dashboard
 from coordinator.federation.errors import FederationError, SuperLinkUnavailable
 from coordinator.service.database import Database
 from coordinator.service.deps import refuse_unknown_query
 from coordinator.service.object_store import ObjectStore, StorageError
 from coordinator.service.public_text import plain_reason, printable
 from coordinator.service.request_limits import RequestLimits
-from coordinator.service.routes import audit_log, datasets, foundations, health, models, rounds, sites
+from coordinator.service.routes import (
+    audit_log,
+    connections,
+    datasets,
+    foundations,
+    health,
+    me,
+    models,
+    rounds,
+    sites,
+)
 from coordinator.service.serving import ArchivePlans
 from coordinator.service.watcher import Watcher
 from shared import __version__
@@ -34,7 +46,7 @@ from shared import __version__
 log = logging.getLogger(__name__)
 
 # Routers in the order the OpenAPI document lists them.
-ROUTERS = (health, sites, rounds, datasets, models, foundations, audit_log)
+ROUTERS = (health, me, sites, connections, rounds, datasets, models, foundations, audit_log)
 
 
 def create_app(
@@ -120,5 +132,7 @@ def create_app(
         # site, a round id taken, a round already finished): say why, as Flower or the plan did.
         return JSONResponse({"detail": plain_reason(str(exc))}, status_code=status.HTTP_409_CONFLICT)
 
+    # The dashboard: pages that call this API in-process as whoever signed in (coordinator.dashboard).
+    app.mount(DASHBOARD_PREFIX, create_dashboard(app))
     app.add_middleware(RequestLimits)
     return app

@@ -70,10 +70,22 @@ WatcherDep = Annotated[Watcher, Depends(get_watcher)]
 ConfigFileDep = Annotated[Path, Depends(get_config_file)]
 
 
+# The dashboard's sign-in keeps the caller's own API token in this cookie (HttpOnly, SameSite).
+SESSION_COOKIE = "fedsynth_session"
+# Methods for which the cookie stands in for the Authorization header: reads only. A request a
+# hostile page makes the browser send carries the cookie too (SameSite aside), so nothing that
+# changes state is ever done on the cookie alone; the dashboard's forms post to its own routes,
+# which check a CSRF token and then call the API with the token as a Bearer header.
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
 def get_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
-    if credentials is None:
+    token = credentials.credentials if credentials is not None else None
+    if token is None and request.method in COOKIE_METHODS:
+        token = request.cookies.get(SESSION_COOKIE)  # downloads and images linked from the dashboard
+    if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "an API token is required", {"WWW-Authenticate": "Bearer"}
         )
@@ -81,7 +93,7 @@ def get_caller(
     # route's own session writes anything: SQLite has one writer at a time.
     database: Database = request.app.state.database
     with database.session() as session:
-        caller = caller_for(session, credentials.credentials)
+        caller = caller_for(session, token)
     if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked token", {"WWW-Authenticate": "Bearer"}
@@ -114,9 +126,11 @@ PUBLIC = Public()
 OPERATOR = Allowed("operator")
 READERS = Allowed("operator", "researcher")
 OPERATOR_OR_SITE = Allowed("operator", "site")
+ANY_ROLE = Allowed("operator", "researcher", "site")
 OperatorDep = Annotated[Caller, Depends(OPERATOR)]
 ReaderDep = Annotated[Caller, Depends(READERS)]
 OperatorOrSiteDep = Annotated[Caller, Depends(OPERATOR_OR_SITE)]
+AnyRoleDep = Annotated[Caller, Depends(ANY_ROLE)]
 
 
 class ErrorDetail(BaseModel):

@@ -15,15 +15,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi import Path as FastApiPath
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import select
 
+from coordinator.federation.rounds import RoundFolder
 from coordinator.service.deps import (
     ArchivePlansDep,
     OperatorDep,
     ReaderDep,
     SessionDep,
+    SettingsDep,
     StoreDep,
     error_responses,
 )
@@ -142,6 +144,22 @@ def dataset_archive(
     return serve_archive(
         store, plans, row.location, lambda: row.files, f"{dataset_id}-v{version}", row.created_at
     )
+
+
+@router.get(
+    "/{dataset_id}/{version}/montage.png",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}, "description": "The montage"}},
+)
+def dataset_montage(
+    dataset_id: str, version: Version, session: SessionDep, settings: SettingsDep, caller: ReaderDep
+) -> FileResponse:
+    """Samples of every class of the set, image and lesion outline, drawn by the round that built it."""
+    row = _find(session, caller, dataset_id, version)
+    path = RoundFolder.of(settings, row.round_id).figures / "montage.png" if row.round_id else None
+    if path is None or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dataset_id} v{version} has no montage")
+    return FileResponse(path, media_type="image/png")
 
 
 def _set_published(

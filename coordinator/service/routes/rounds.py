@@ -4,8 +4,10 @@ cancel. Operators only."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -119,6 +121,22 @@ def launch(
 def show_round(round_id: str, settings: SettingsDep, _: OperatorDep) -> RoundReport:
     """The round's report: state, progress, each site's outcome, budget and metrics."""
     return _report(settings, round_id)
+
+
+# The figures a round draws once it has a model (training) and its sites' scores (evaluation).
+Figure = Literal["montage.png", "roc.png", "confusion.png", "site_metrics.png"]
+PNG = {200: {"content": {"image/png": {}}, "description": "The figure"}}
+
+
+@router.get("/{round_id}/figures/{name}", response_class=FileResponse, responses=PNG)  # type: ignore[arg-type]
+def round_figure(round_id: str, name: Figure, settings: SettingsDep, _: OperatorDep) -> FileResponse:
+    """A figure of the round's report: a montage of the pooled set, the model's ROC and confusion
+    matrix on its validation split, or the sites' metrics with their intervals."""
+    _report(settings, round_id)
+    path = RoundFolder.of(settings, round_id).figures / name
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"round {round_id} has no {name} (yet)")
+    return FileResponse(path, media_type="image/png")
 
 
 @router.post("/{round_id}/cancel", response_model=RoundReport, status_code=status.HTTP_202_ACCEPTED)
