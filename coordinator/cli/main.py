@@ -118,6 +118,14 @@ def demo(
             help="A foundation folder at the demo's box (default: the one shipped for the CPU box).",
         ),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="After the round, keep the federation up and print the dashboard's address and the "
+            "demo's tokens, until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole federation on phantom data on this machine: phantom hospitals with their site
     agents, a SuperLink and one SuperNode per hospital (TLS and site keys on), and one full round.
@@ -138,6 +146,7 @@ def demo(
         spacing_mm=spacing_mm,
         backend=backend,
         foundation=foundation or SHIPPED_FOUNDATION,
+        serve=serve,
     )
     run_demo(options, console)
 

@@ -29,6 +29,7 @@ from coordinator.dashboard.session import (
     start_session,
 )
 from coordinator.federation.rounds import TERMINAL
+from shared.schemas.metrics import Figure
 
 PREFIX = "/ui"
 HERE = Path(__file__).parent
@@ -54,15 +55,8 @@ def _when(value: str | None) -> str:
 
 
 def _figure(value: dict[str, Any] | None) -> str:
-    """A metric as the CLI prints it: `0.81 [0.70, 0.90] n=24`."""
-    if not value:
-        return "-"
-    if value.get("value") is None:
-        return f"n/a: {value.get('note') or 'not estimated'} (n={value.get('cases', 0)})"
-    text = f"{value['value']:.2f}"
-    if value.get("ci95_low") is not None and value.get("ci95_high") is not None:
-        text += f" [{value['ci95_low']:.2f}, {value['ci95_high']:.2f}]"
-    return f"{text} n={value.get('cases', 0)}"
+    """A metric as the CLI prints it: `0.81 [0.70, 0.90] n=24`, or why there is none."""
+    return Figure.model_validate(value).text() if value else "-"
 
 
 def _epsilon(value: float | str | None) -> str:

@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from coordinator.client.api import ApiClient
-from coordinator.config import load_coordinator_settings
+from coordinator.config import CoordinatorSettings, load_coordinator_settings
 from coordinator.coordinator_toml import write_coordinator_toml
 from coordinator.demo.page import write_overview
-from coordinator.demo.service import make_tokens, publish_and_download, run_round
+from coordinator.demo.service import DemoTokens, make_tokens, publish_and_download, run_round
 from coordinator.errors import CoordinatorError
 from coordinator.federation.certificates import init_certificates
 from coordinator.federation.local import LocalFederation
@@ -76,6 +76,7 @@ class DemoOptions:
     foundation: Path = SHIPPED_FOUNDATION  # the sites receive it from the coordinator in the round
     foundation_sha256: str | None = None  # set by run_demo once it has checked the foundation
     anatomy_bank: bool = False  # whether that foundation carries public anatomy (set with it)
+    serve: bool = False  # keep the dashboard up after the round, until Ctrl-C
 
     @property
     def site_environment(self) -> dict[str, str]:
@@ -210,9 +211,23 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
                         f"A researcher, with only a researcher token, downloaded pooled set "
                         f"v{report.pooled_version} and verified its {fetched.files} files: {fetched.folder}"
                     )
+            _summarise(options, console, settings, out, sites, report, started)
+            if options.serve:
+                _serve_until_interrupted(console, url, tokens)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    return report
 
+
+def _summarise(
+    options: DemoOptions,
+    console: Console,
+    settings: CoordinatorSettings,
+    out: Path,
+    sites: list[str],
+    report: RoundReport,
+    started: float,
+) -> None:
     console.print(round_table(report))
     console.print(report.message, highlight=False)
     if report.state != "completed":
@@ -230,7 +245,23 @@ def run_demo(options: DemoOptions, console: Console) -> RoundReport:
         highlight=False,
     )
     console.print(f"Not run by the demo: {NOT_RUN}.", highlight=False)
-    return report
+
+
+def _serve_until_interrupted(console: Console, url: str, tokens: DemoTokens) -> None:
+    """`--serve`: keep the federation and its dashboard up for a newcomer to click through."""
+    console.print(
+        f"Dashboard: {url}/ui/ (Ctrl-C stops it and every process of the demo). Sign in with the "
+        f"demo's operator token {tokens.operator} to see the round, its report and the sites, or its "
+        f"researcher token {tokens.researcher} to browse and download the published set. Both "
+        "tokens live only in this demo's database.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("Stopping the demo's processes.")
 
 
 def _what_trained(options: DemoOptions) -> str:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
@@ -34,6 +37,12 @@ def coordinator(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+_DASHBOARD = re.compile(
+    r"Dashboard: (http://127\.0\.0\.1:\d+)/ui/ .*?operator token (fst_\S+) .*?researcher token (fst_\S+) ",
+    re.DOTALL,
+)
+
+
 def _processes_mentioning(text: str) -> list[str]:
     """Command lines of live processes that name `text` (the demo's folder), read from /proc."""
     found = []
@@ -55,8 +64,42 @@ def test_the_demo_runs_a_round_across_its_hospitals_and_leaves_a_report(
     # (48x48x64 at 4 mm) from the foundation it ships.
     size = ["--box", ",".join(map(str, TEST_BOX)), "--spacing-mm", str(TEST_SPACING_MM)]
     size += ["--foundation", str(tiny_foundation.folder)]
-    result = coordinator("demo", "--out", str(out), "--sites", "2", "--cases", "12", *size)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # --serve: once the round is done, the demo keeps the federation up with its dashboard, and says
+    # where and with which tokens, until Ctrl-C.
+    said_file = tmp_path / "demo.out"
+    demo_args = ["--sites", "2", "--cases", "12", *size, "--serve"]
+    with said_file.open("w") as said_sink:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "coordinator", "demo", "--out", str(out), *demo_args],
+            env={**fewer_epochs(), "COLUMNS": "400"},
+            stdout=said_sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while (found := re.search(_DASHBOARD, said_file.read_text())) is None:
+            assert demo.poll() is None, said_file.read_text()
+            assert time.monotonic() < deadline, said_file.read_text()
+            time.sleep(1)
+        url, operator_token, researcher_token = found.groups()
+        with httpx.Client(base_url=url, cookies={"fedsynth_session": researcher_token}) as researcher:
+            catalogue = researcher.get("/ui/catalogue")
+            assert catalogue.status_code == 200 and "pooled v1" in catalogue.text
+        with httpx.Client(base_url=url, cookies={"fedsynth_session": operator_token}) as operator:
+            page = operator.get("/ui/rounds/demo-round-1")
+            assert page.status_code == 200 and 'id="round-state">completed<' in page.text
+            for name in ("montage.png", "roc.png", "site_metrics.png"):
+                assert f"/rounds/demo-round-1/figures/{name}" in page.text
+                figure = operator.get(f"/rounds/demo-round-1/figures/{name}")
+                assert figure.headers["content-type"] == "image/png" and len(figure.content) > 1000
+        os.kill(demo.pid, signal.SIGINT)
+        assert demo.wait(timeout=60) == 0, said_file.read_text()
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    result = subprocess.CompletedProcess(demo.args, 0, said_file.read_text(), "")
     report = json.loads((out / "report" / "round.json").read_text())
     assert report["state"] == "completed" and set(report["sites"]) == {"site_a", "site_b"}
     for site in ("site_a", "site_b"):

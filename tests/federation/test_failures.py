@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -14,6 +15,7 @@ from coordinator.federation.rounds import RoundFolder
 from coordinator.service.database import Database
 from site_agent.privacy.budget import current_spend
 from site_agent.privacy.ledger import Ledger
+from tests.browser import accessibility_violations, chromium, sign_in
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed
 from tests.federation.conftest import Federation, Hospital
@@ -159,39 +161,64 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_an_operator_cancels_a_round_through_the_api_and_it_stops_within_seconds(
+def test_an_operator_launches_follows_and_cancels_a_round_from_the_dashboard_and_it_stops_within_seconds(
     federation: Federation,
 ) -> None:
     trainer = federation.connect("site_a", **{"epochs = 3.0": "epochs = 300.0"})
     database = Database.open(federation.settings)
     tokens = make_tokens(database)
-    with running_api(federation.settings, federation.config, database) as url:
-        # The cancel route runs `flwr stop` and `flwr ls`: seconds each on a loaded 2-core machine,
-        # past httpx's 5 s default; the operator's own client (api_client) waits 60 s.
+    with running_api(federation.settings, federation.config, database) as url, chromium() as browser:
+        # The operator's own client, for what the test checks besides the pages. The cancel route
+        # runs `flwr stop` and `flwr ls`: seconds each on a loaded 2-core machine.
         operator = httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {tokens['operator']}"}, timeout=60.0
         )
-        launched = operator.post("/rounds", json=API_ORDER)
-        assert launched.status_code == 201, launched.text
-        run_id = launched.json()["flower_run_id"]
+        page = browser.new_page()
+        sign_in(page, url, tokens["operator"])
+        page.get_by_label("Round id (optional)").fill("r1")
+        page.get_by_label("ε each site spends").fill(str(API_ORDER["epsilon"]))
+        page.get_by_label("Samples per class from each site").fill(str(API_ORDER["per_class"]))
+        page.get_by_label("Generator").select_option("dpgan3d")
+        page.get_by_label("Minimum sites (optional)").fill("1")
+        page.get_by_label("Box in voxels x,y,z (optional)").fill(",".join(map(str, TEST_BOX)))
+        page.get_by_label("Voxel size in mm (optional)").fill(str(TEST_SPACING_MM))
+        page.get_by_role("button", name="Launch the round").click()
+        assert page.url.endswith("/ui/rounds/r1"), page.locator("main").inner_text()
+        run_id = operator.get("/rounds/r1").json()["flower_run_id"]
+        assert run_id is not None
+
+        # The page follows the round as it runs, without reloading (the mark set now survives).
+        page.evaluate("window.notReloaded = true")
         ledger = trainer.settings.paths.ledger
         deadline = time.monotonic() + 120
         while not (ledger.exists() and '"reserve"' in ledger.read_text()):  # site_a is training now
             assert time.monotonic() < deadline, operator.get("/rounds/r1").json()["message"]
             time.sleep(0.5)
+        page.wait_for_function(
+            "document.getElementById('round-state').textContent === 'synthesizing'", timeout=30_000
+        )
+        assert page.evaluate("window.notReloaded === true")
+        site_row = page.get_by_role("row", name=re.compile(r"^site_a"))
+        assert "waiting" in site_row.inner_text()
 
-        asked = operator.post("/rounds/r1/cancel")
-        assert asked.status_code == 202
+        page.get_by_role("button", name="Cancel this round").click()
         cancelled_at = time.monotonic()
-        while (report := operator.get("/rounds/r1").json())["state"] != "cancelled":
-            assert time.monotonic() - cancelled_at < 30, report
-            time.sleep(0.5)
-        assert report["message"] == "cancelled by test-operator"
+        page.wait_for_function(
+            "document.getElementById('round-state').textContent === 'cancelled'", timeout=30_000
+        )
+        assert time.monotonic() - cancelled_at < 30
+        assert "cancelled by test-operator" in page.locator("#round-message").inner_text()
+        assert page.get_by_role("button", name="Cancel this round").count() == 0  # it has ended
+        assert accessibility_violations(page) == []
+        report = operator.get("/rounds/r1").json()
+        assert report["state"] == "cancelled" and report["message"] == "cancelled by test-operator"
         assert operator.post("/rounds/r1/cancel").status_code == 409
         (run,) = flwr(federation.settings, "ls", CONNECTION, "--run-id", str(run_id))["runs"]
         assert str(run["status"]).startswith("finished")
         assert [r["state"] for r in operator.get("/rounds").json()] == ["cancelled"]
         assert report["pooled_version"] is None  # nothing was pooled or trained
+        actions = [(e["action"], e["actor"]) for e in operator.get("/audit").json()]
+        assert ("round.launch", "test-operator") in actions and ("round.cancel", "test-operator") in actions
         operator.close()
     database.close()
     # What site_a spent on the cancelled round stays spent: a ledger never gives budget back.

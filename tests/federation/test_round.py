@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.federation.egress import read_egress, read_egress_message
 from site_agent.privacy.ledger import Ledger
+from tests.browser import accessibility_violations, chromium, sign_in
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
 from tests.coordinator.service.conftest import make_tokens, running_api, wait_listed
 from tests.federation.conftest import Federation, Hospital
@@ -287,3 +289,35 @@ def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Fede
         time.sleep(0.5)
     assert online_node_ids(fed.settings) == online_before
     assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything
+
+
+def test_the_dashboard_shows_the_sites_online_and_a_completed_rounds_report_with_its_figures(
+    two_sites: tuple[Federation, RoundReport],
+) -> None:
+    fed, first = two_sites
+    database = Database.open(fed.settings)
+    tokens = make_tokens(database)
+    with running_api(fed.settings, fed.config, database) as url, chromium() as browser:
+        page = browser.new_page()
+        sign_in(page, url, tokens["operator"])
+        page.goto(f"{url}/ui/rounds/{first.round_id}")
+        assert page.locator("#round-state").inner_text() == "completed"
+        for site_id in ("site_a", "site_b"):  # each site's outcome, spend and score on its own real cases
+            row = page.get_by_role("row", name=re.compile(f"^{site_id}")).inner_text()
+            assert "answered" in row and f"{EPSILON:.2f}" in row
+            metrics = first.sites[site_id].metrics
+            assert metrics is not None
+            # As the CLI prints them: a value, its interval and case count, or why there is none.
+            assert f"\t{metrics.cases}\t{metrics.macro_auc.text()}\t{metrics.balanced_accuracy.text()}" in row
+        figures = page.locator("figure img")
+        assert figures.count() == 4  # montage, ROC, confusion, the sites' metrics
+        for index in range(4):  # every figure arrived and decoded as an image
+            assert figures.nth(index).evaluate("img => img.complete && img.naturalWidth > 100")
+        assert accessibility_violations(page) == []
+
+        page.get_by_role("link", name="Sites").click()
+        for site_id in ("site_a", "site_b"):
+            row = page.get_by_role("row", name=re.compile(f"^{site_id}")).inner_text()
+            assert "online" in row and "/ 10.00" in row  # connected now; spent of its cap of 10
+        assert accessibility_violations(page) == []
+    database.close()
