@@ -364,6 +364,20 @@ def bundle(d: Json) -> list[str]:
     ]
 
 
+def dashboard(d: Json) -> list[str]:
+    rows = [
+        [r["role"], f"`{r['page']}`", f"{r['median_load_ms']:.0f}", str(r["accessibility_violations"])]
+        for r in d["pages"]
+    ]
+    return [
+        f"Each page loaded {d['pages'][0]['loads']} times in chromium on loopback, signed in as its role, "
+        "to the load event (images included); then axe-core ran in the page. Screenshots: "
+        "bench/results/dashboard/.",
+        "",
+        *_table(["role", "page", "median load ms", "axe-core violations"], rows),
+    ]
+
+
 def contract(d: Json) -> list[str]:
     failures = d["contract_failures_by_check"]
     return [
@@ -562,6 +576,11 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
     "faults": ("Reliability: faults in a real federation", "python -m bench.faults", faults),
     "bundle": ("Deployment: the offline install", "python -m bench.bundle", bundle),
+    "dashboard": (
+        "The dashboard: page loads in a real browser",
+        "python -m bench.dashboard --url URL --operator-token T --researcher-token T",
+        dashboard,
+    ),
     "finetune_probe": (
         "The foundation's DP fine-tune at one hospital: does it carry the disease?",
         "python -m bench.finetune_probe --foundation DIR --work DIR",
