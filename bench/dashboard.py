@@ -36,9 +36,7 @@ def _load_ms(page: Page, url: str, loads: int) -> float:
     return statistics.median(times)
 
 
-def _pages(
-    page: Page, url: str, role: str, round_id: str | None, dataset: str | None
-) -> list[tuple[str, str]]:
+def _pages(role: str, round_id: str | None, dataset: str | None) -> list[tuple[str, str]]:
     if role == "operator":
         found = [("rounds", "/ui/rounds"), ("sites", "/ui/sites"), ("publishing", "/ui/publishing")]
         found.append(("audit", "/ui/audit"))
@@ -69,26 +67,26 @@ def main() -> None:
         for role, token in (("operator", args.operator_token), ("researcher", args.researcher_token)):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             sign_in(page, args.url, token)
-            for name, path in _pages(page, args.url, role, args.round, args.dataset):
-                median_ms = _load_ms(page, args.url + path, args.loads)
+            for name, route in _pages(role, args.round, args.dataset):
+                median_ms = _load_ms(page, args.url + route, args.loads)
                 shot = SHOTS / f"{role}-{name}.png"
                 page.screenshot(path=shot, full_page=True)
                 violations = accessibility_violations(page)
                 rows.append(
                     {
                         "role": role,
-                        "page": path,
+                        "page": route,
                         "median_load_ms": round(median_ms, 1),
                         "loads": args.loads,
                         "accessibility_violations": len(violations),
                         "screenshot": str(Path("dashboard") / shot.name),
                     }
                 )
-                print(f"{role:10} {path:40} {median_ms:7.1f} ms  {len(violations)} violations  {shot}")
+                print(f"{role:10} {route:40} {median_ms:7.1f} ms  {len(violations)} violations  {shot}")
             page.close()
         browser.close()
-    path = write_result("dashboard", {"pages": rows, "url_kind": "loopback", "browser": "chromium"})
-    print(f"dashboard: wrote {path}")
+    written = write_result("dashboard", {"pages": rows, "url_kind": "loopback", "browser": "chromium"})
+    print(f"dashboard: wrote {written}")
 
 
 if __name__ == "__main__":
