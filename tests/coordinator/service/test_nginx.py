@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -117,6 +118,17 @@ def test_nginx_sends_downloads_only_after_the_coordinator_has_checked_the_caller
                 assert client.get(url).status_code == 401
                 key = next(store.rglob("card.json")).relative_to(store).as_posix()
                 assert client.get(f"/_store/{key}", headers=researcher).status_code == 404
+                # The dashboard over TLS: its session cookie is Secure (uvicorn trusts nginx's
+                # X-Forwarded-Proto from loopback), and its download links work on that cookie.
+                form = client.get("/ui/signin")
+                csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+                assert csrf is not None and "; secure" in form.headers["set-cookie"].lower()
+                signed = client.post(
+                    "/ui/signin", data={"token": tokens["researcher"], "csrf": csrf.group(1)}
+                )
+                assert signed.status_code == 303 and "; secure" in signed.headers["set-cookie"].lower()
+                assert "pooled v1" in client.get("/ui/catalogue").text
+                assert client.get(url).content == stored  # sent by nginx, on the cookie alone
         finally:
             server.terminate()
             server.wait(timeout=30)
