@@ -163,38 +163,71 @@ def create_dashboard(api_app: FastAPI) -> FastAPI:
 
     # --- operator: sites, rounds, publishing, audit -------------------------------------------
 
-    @ui.get("/sites", include_in_schema=False)
-    async def sites_page(request: Request) -> Response:
-        if (found := await signed_in(request)) is None:
-            return to_signin(request)
-        api, _ = found
-        async with api:
-            sites = await api.get("/sites")
-            rounds = await api.get("/rounds")
-            connections: dict[str, Any] | None = None
-            unknown = ""
-            try:
-                connections = await api.get("/connections")
-            except PageRefused as exc:
-                if exc.status_code not in (409, 503):
-                    raise
-                unknown = str(exc.detail)  # the SuperLink is down or not set up: say so, show the rest
-            refusals: dict[str, list[str]] = {}
-            for listed in rounds[-20:]:
-                report = await api.get(f"/rounds/{listed['round_id']}")
-                for site_id, result in report["sites"].items():
-                    if result["synthesis"] in ("refused", "missing", "rejected"):
-                        why = result["reason"] or "no reason given"
-                        line = f"{report['round_id']}: {result['synthesis']} ({why})"
-                        refusals.setdefault(site_id, []).append(line)
+    async def sites_page(
+        request: Request, api: Api, *, values: dict[str, str], errors: dict[str, str], status_code: int = 200
+    ) -> Response:
+        sites = await api.get("/sites")
+        rounds = await api.get("/rounds")
+        connections: dict[str, Any] | None = None
+        unknown = ""
+        try:
+            connections = await api.get("/connections")
+        except PageRefused as exc:
+            if exc.status_code not in (409, 503):
+                raise
+            unknown = str(exc.detail)  # the SuperLink is down or not set up: say so, show the rest
+        refusals: dict[str, list[str]] = {}
+        for listed in rounds[-20:]:
+            report = await api.get(f"/rounds/{listed['round_id']}")
+            for site_id, result in report["sites"].items():
+                if result["synthesis"] in ("refused", "missing", "rejected"):
+                    why = result["reason"] or "no reason given"
+                    line = f"{report['round_id']}: {result['synthesis']} ({why})"
+                    refusals.setdefault(site_id, []).append(line)
         for site in sites:
             budget = site.get("budget") or None
             site["share"] = (
                 min(1.0, float(budget["spent"]) / float(budget["cap"])) if budget and budget["cap"] else None
             )
         return page(
-            request, "sites.html", sites=sites, connections=connections, unknown=unknown, refusals=refusals
+            request,
+            "sites.html",
+            status_code=status_code,
+            sites=sites,
+            connections=connections,
+            unknown=unknown,
+            refusals=refusals,
+            values=values,
+            errors=errors,
         )
+
+    @ui.get("/sites", include_in_schema=False)
+    async def sites_list(request: Request) -> Response:
+        if (found := await signed_in(request)) is None:
+            return to_signin(request)
+        async with found[0] as api:
+            return await sites_page(request, api, values={}, errors={})
+
+    @ui.post("/sites", include_in_schema=False)
+    async def register_site(
+        request: Request, site_id: str = Form(""), public_key: str = Form(""), csrf: str = Form("")
+    ) -> Response:
+        if (found := await signed_in(request)) is None:
+            return to_signin(request)
+        if not csrf_ok(request, csrf):
+            return form_refused(request)
+        async with found[0] as api:
+            try:
+                await api.post("/sites", {"site_id": site_id.strip(), "public_key": public_key.strip()})
+            except PageRefused as exc:
+                if exc.status_code not in (400, 409, 422, 503):
+                    raise
+                values = {"site_id": site_id, "public_key": public_key}
+                errors = _field_errors(exc.detail)
+                return await sites_page(
+                    request, api, values=values, errors=errors, status_code=exc.status_code
+                )
+        return RedirectResponse(f"{PREFIX}/sites", status_code=303)
 
     async def rounds_page(
         request: Request, api: Api, *, values: dict[str, Any], errors: dict[str, str], status_code: int = 200

@@ -19,12 +19,14 @@ from coordinator.federation.flower_cli import CONNECTION, flwr
 from coordinator.federation.rounds import RoundFolder, RoundReport
 from coordinator.federation.sites import list_sites, online_node_ids
 from coordinator.service.database import Database
+from coordinator.service.tokens import create_token
 from shared.diagnosis.dataset import load_dataset
 from shared.diagnosis.model_files import model_sha256
 from shared.federation.messages import read_reply
 from shared.schemas import DatasetCard
 from shared.synthetic_set import verify_synthetic_set
 from site_agent.federation.egress import read_egress, read_egress_message
+from site_agent.federation.keys import generate_site_key
 from site_agent.privacy.ledger import Ledger
 from tests.browser import accessibility_violations, chromium, sign_in
 from tests.conftest import TEST_BOX, TEST_SPACING_MM
@@ -291,15 +293,16 @@ def test_a_site_whose_key_was_never_registered_cannot_join(two_sites: tuple[Fede
     assert not stranger.settings.federation.egress_log.exists()  # it was never asked anything
 
 
-def test_the_dashboard_shows_the_sites_online_and_a_completed_rounds_report_with_its_figures(
-    two_sites: tuple[Federation, RoundReport],
+def test_the_dashboard_shows_a_completed_rounds_report_and_the_sites_online_and_registers_a_site(
+    two_sites: tuple[Federation, RoundReport], tmp_path: Path
 ) -> None:
     fed, first = two_sites
     database = Database.open(fed.settings)
-    tokens = make_tokens(database)
+    with database.session() as session:  # the API test before it made the suite's usual tokens here
+        token = create_token(session, name="dashboard-operator", role="operator")
     with running_api(fed.settings, fed.config, database) as url, chromium() as browser:
         page = browser.new_page()
-        sign_in(page, url, tokens["operator"])
+        sign_in(page, url, token)
         page.goto(f"{url}/ui/rounds/{first.round_id}")
         assert page.locator("#round-state").inner_text() == "completed"
         for site_id in ("site_a", "site_b"):  # each site's outcome, spend and score on its own real cases
@@ -320,4 +323,12 @@ def test_the_dashboard_shows_the_sites_online_and_a_completed_rounds_report_with
             row = page.get_by_role("row", name=re.compile(f"^{site_id}")).inner_text()
             assert "online" in row and "/ 10.00" in row  # connected now; spent of its cap of 10
         assert accessibility_violations(page) == []
+        # A new hospital's public key, registered from the page: the SuperLink knows it at once.
+        public_key = generate_site_key(tmp_path / "site_e.key").read_text()
+        page.get_by_label("Site id (its site.toml's site_id)").fill("site_e")
+        page.get_by_label("Public key (one line: ecdsa-sha2-nistp384 ...)").fill(public_key)
+        page.get_by_role("button", name="Register the site").click()
+        row = page.get_by_role("row", name=re.compile("^site_e")).inner_text()
+        assert "offline" in row and "not reported yet" in row
+        assert list_sites(fed.settings)["site_e"].node_id > 0
     database.close()

@@ -17,6 +17,7 @@ from coordinator.service.database import Database
 from coordinator.service.models import ApiToken
 from coordinator.service.tokens import token_sha256
 from shared.synthetic_set import verify_synthetic_set
+from site_agent.federation.keys import generate_site_key
 from tests.browser import accessibility_violations, chromium, sign_in
 from tests.coordinator.service.conftest import Service, write_pooled_version
 
@@ -73,6 +74,18 @@ def test_an_operator_publishes_from_the_dashboard_and_a_researcher_finds_and_dow
         # No SuperLink in this test: the page says who is connected is unknown, and why.
         assert any("Who is connected now is unknown" in e for e in _errors(operator))
         _accessible(operator, checked)
+        # Registering a site: a malformed key is named at its field; a good one needs the SuperLink.
+        operator.get_by_label("Site id (its site.toml's site_id)").fill("site_x")
+        operator.get_by_label("Public key (one line: ecdsa-sha2-nistp384 ...)").fill("ssh-rsa AAAA not ours")
+        operator.get_by_role("button", name="Register the site").click()
+        assert operator.locator("#public_key").get_attribute("aria-invalid") == "true"
+        assert any("should match pattern" in e for e in _errors(operator))
+        _accessible(operator, checked)
+        public_key = generate_site_key(tmp_path / "site_x.key").read_text()
+        operator.get_by_label("Public key (one line: ecdsa-sha2-nistp384 ...)").fill(public_key)
+        operator.get_by_role("button", name="Register the site").click()
+        assert any("coordinator certs init" in e for e in _errors(operator))  # what to do, in words
+        assert service.client("operator").get("/sites").json() == []
 
         operator.get_by_role("link", name="Publishing").click()
         _accessible(operator, checked)
@@ -143,7 +156,7 @@ def test_an_operator_publishes_from_the_dashboard_and_a_researcher_finds_and_dow
             row.revoked_at = datetime.now(UTC)
         researcher.goto(f"{service.url}/ui/catalogue")
         assert researcher.url.endswith("/ui/signin")
-    assert len(checked) == 9
+    assert len(checked) == 10
     assert [(url, found) for url, found in checked if found] == []
 
 
