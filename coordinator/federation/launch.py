@@ -19,6 +19,7 @@ from coordinator.config import CoordinatorSettings
 from coordinator.federation.errors import FederationError, RoundError
 from coordinator.federation.flower_app import write_app
 from coordinator.federation.flower_cli import CONNECTION, flower_home, flwr
+from coordinator.federation.heartbeat import SILENT_S
 from coordinator.federation.round_order import RoundOrder
 from coordinator.federation.rounds import RoundFolder, RoundPlan, RoundReport, RoundState
 from coordinator.federation.sites import list_sites
@@ -160,7 +161,7 @@ def follow(
         run_id = report.flower_run_id
         if run_id != followed_run:  # a re-run: its start is timed from now
             followed_run, started = run_id, now
-        if run_id is not None and is_quiet(report) and now - last_check >= RUN_CHECK_S:
+        if run_id is not None and is_quiet(folder, report) and now - last_check >= RUN_CHECK_S:
             last_check = now
             try:
                 status = run_status(settings, run_id)
@@ -180,11 +181,16 @@ def follow(
         time.sleep(FOLLOW_POLL_S)
 
 
-def is_quiet(report: RoundReport) -> bool:
-    """Whether the report has not changed for QUIET_S. A live ServerApp rewrites it every second
-    or so while it waits for sites, and every epoch while it trains, so only a quiet round is worth
-    asking Flower about: each `flwr` call is a process start, a second of a core."""
-    return (datetime.now(UTC) - report.updated_at).total_seconds() >= QUIET_S
+def is_quiet(folder: RoundFolder, report: RoundReport) -> bool:
+    """Whether nothing has shown the round's ServerApp alive lately: its report has not changed
+    for QUIET_S and its heartbeat (heartbeat.py) is missing or older than SILENT_S. A live
+    ServerApp rewrites the report every second or so while it waits for sites, every epoch while
+    it trains, and the heartbeat every 2 s, so only a quiet round is worth asking Flower about:
+    each `flwr` call is a process start, a second of a core."""
+    if (datetime.now(UTC) - report.updated_at).total_seconds() < QUIET_S:
+        return False
+    age = folder.heartbeat_age_s(report.flower_run_id) if report.flower_run_id is not None else None
+    return age is None or age > SILENT_S
 
 
 def reconcile(settings: CoordinatorSettings, folder: RoundFolder) -> RoundReport:
@@ -222,6 +228,18 @@ def settle(settings: CoordinatorSettings, folder: RoundFolder, status: str | Non
             return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
         why = f"the ServerApp ended ({status}) before the round finished"
         if status == "finished:failed" and report.reruns < MAX_RERUNS:
+            return rerun(settings, folder, report.flower_run_id, why)
+        return end_round(folder, "failed", f"{why}; see `flwr log`")
+    age = folder.heartbeat_age_s(report.flower_run_id) if report.flower_run_id is not None else None
+    if age is not None and age > SILENT_S:
+        # Flower still calls the run running, but its ServerApp has stopped beating: dead (a
+        # SuperLink restart, a killed process), which Flower would notice only in 30 to 60 s.
+        with contextlib.suppress(FederationError):
+            flwr(settings, "stop", str(report.flower_run_id), CONNECTION)
+        if cancel is not None:
+            return end_round(folder, "cancelled", f"cancelled by {cancel.by}")
+        why = f"the ServerApp stopped answering (no heartbeat for {age:.0f} s) before the round finished"
+        if report.reruns < MAX_RERUNS:
             return rerun(settings, folder, report.flower_run_id, why)
         return end_round(folder, "failed", f"{why}; see `flwr log`")
     return report

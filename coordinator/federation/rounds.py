@@ -5,6 +5,7 @@
     <data>/rounds/<round_id>/sites/<site>/ each site's validated synthetic set
     <data>/rounds/<round_id>/model/        the diagnostic model trained on the pooled set
     <data>/rounds/<round_id>/figures/      montage of pooled samples, ROC, per-site metrics
+    <data>/rounds/<round_id>/.serverapp-heartbeat  the live ServerApp's run id, rewritten every 2 s
     <data>/rounds/<round_id>/cancel.json   present once an operator asked to cancel the round
 
 The report is rewritten atomically at every change, so `rounds show` (or the API) always reads a
@@ -16,6 +17,7 @@ cancelled from any.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +136,26 @@ class RoundFolder:
     @property
     def figures(self) -> Path:
         return self.folder / "figures"
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return self.folder / ".serverapp-heartbeat"
+
+    def beat(self, run_id: int) -> None:
+        """The ServerApp of Flower run `run_id` is alive now (ServerAppHeartbeat writes it)."""
+        tmp = self.heartbeat_path.with_name(f".{self.heartbeat_path.name}.tmp")
+        tmp.write_text(str(run_id))
+        tmp.replace(self.heartbeat_path)
+
+    def heartbeat_age_s(self, run_id: int) -> float | None:
+        """Seconds since the ServerApp of run `run_id` last said it was alive; None when no
+        ServerApp of that run has said so yet (it is starting, or an older run wrote the file)."""
+        try:
+            if int(self.heartbeat_path.read_text()) != run_id:
+                return None
+            return time.time() - self.heartbeat_path.stat().st_mtime
+        except (OSError, ValueError):
+            return None
 
     def read_plan(self) -> RoundPlan:
         return _read(RoundPlan, self.plan_path)

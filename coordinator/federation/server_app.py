@@ -9,7 +9,9 @@ from pathlib import Path
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from coordinator.federation.heartbeat import ServerAppHeartbeat
 from coordinator.federation.round_runner import run_round
+from coordinator.federation.rounds import RoundFolder
 
 app = ServerApp()
 log = logging.getLogger("coordinator")
@@ -23,5 +25,7 @@ def main(grid: Grid, context: Context) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    report = run_round(grid, Path(str(context.run_config["round-dir"])))
+    round_dir = Path(str(context.run_config["round-dir"]))
+    with ServerAppHeartbeat(RoundFolder(round_dir), context.run_id):
+        report = run_round(grid, round_dir)
     log.info("round %s %s: %s", report.round_id, report.state, report.message)

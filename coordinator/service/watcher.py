@@ -94,11 +94,12 @@ class Watcher:
             return
         now = time.monotonic()
         for report in unfinished:
-            if report.flower_run_id is not None:
-                if not is_quiet(report) or now - self._checked.get(report.round_id, 0.0) < RUN_CHECK_S:
-                    continue  # its ServerApp is writing the report (alive), or was just asked about
-                self._checked[report.round_id] = now
             folder = RoundFolder.of(self.settings, report.round_id)
+            if report.flower_run_id is not None:
+                quiet = is_quiet(folder, report)
+                if not quiet or now - self._checked.get(report.round_id, 0.0) < RUN_CHECK_S:
+                    continue  # its ServerApp shows it is alive, or was just asked about
+                self._checked[report.round_id] = now
             try:
                 reconcile(self.settings, folder)
                 self._unreachable_since = None
