@@ -364,6 +364,21 @@ def bundle(d: Json) -> list[str]:
     ]
 
 
+def containers(d: Json) -> list[str]:
+    rows = [[name, str(image["mb"])] for name, image in d["images"].items()]
+    steps = [step.removeprefix("smoke: ") for step in d["smoke_steps"]]
+    return [
+        f"`deploy/containers/build` from nothing but the Debian mirror, PyPI's wheels and this tree "
+        f"(the base image removed first): {d['build_s']:.0f} s. `deploy/containers/smoke`: "
+        + ("**passed**" if d["smoke_passed"] else "**failed**")
+        + f" in {d['smoke_s']:.0f} s. {d['podman']}; flags this host needed: `{d['podman_args'] or 'none'}`.",
+        "",
+        *_table(["image", "size MB"], rows),
+        "",
+        "Smoke steps: " + "; ".join(steps) + ".",
+    ]
+
+
 def dashboard(d: Json) -> list[str]:
     rows = [
         [r["role"], f"`{r['page']}`", f"{r['median_load_ms']:.0f}", str(r["accessibility_violations"])]
@@ -576,6 +591,7 @@ SECTIONS: dict[str, tuple[str, str, Callable[[Json], list[str]]]] = {
     "contract": ("Reliability: the API's contract, fuzzed", "python -m bench.contract", contract),
     "faults": ("Reliability: faults in a real federation", "python -m bench.faults", faults),
     "bundle": ("Deployment: the offline install", "python -m bench.bundle", bundle),
+    "containers": ("Deployment: container images", "python -m bench.containers", containers),
     "dashboard": (
         "The dashboard: page loads in a real browser",
         "python -m bench.dashboard --url URL --operator-token T --researcher-token T",
