@@ -22,7 +22,7 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 from bench.common import RESULTS, write_result
-from tests.browser import accessibility_violations, chromium_path, sign_in
+from tests.browser import accessibility_violations, find_chromium, sign_in
 
 SHOTS = RESULTS / "dashboard"
 
@@ -62,8 +62,11 @@ def main() -> None:
     args = parser.parse_args()
     SHOTS.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    executable = find_chromium()
+    if executable is None:
+        raise SystemExit("dashboard: chromium is not installed (apt-get install chromium)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         for role, token in (("operator", args.operator_token), ("researcher", args.researcher_token)):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             sign_in(page, args.url, token)

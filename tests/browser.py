@@ -22,11 +22,14 @@ from playwright.sync_api import Browser, Page, sync_playwright
 AXE_JS = Path(axe_playwright_python.__file__).with_name("axe.min.js")
 
 
+def find_chromium() -> str | None:
+    """$FEDSYNTH_CHROMIUM, else Debian's chromium on the PATH; None when there is none."""
+    return os.environ.get("FEDSYNTH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 def chromium_path() -> str:
-    found = (
-        os.environ.get("FEDSYNTH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
-    if found:
+    """The browser for a test: under CI a missing one fails the test, elsewhere it skips it."""
+    if found := find_chromium():
         return found
     if os.environ.get("CI"):
         pytest.fail("chromium is missing: .ci/run installs Debian's chromium")

@@ -36,6 +36,9 @@ HERE = Path(__file__).parent
 GENERATORS = ("lesionstats", "ldm3d", "dpgan3d")
 FIGURES = ("montage.png", "roc.png", "confusion.png", "site_metrics.png")
 LIVE_POLL_S = 2
+# The API's refusals a form shows beside its fields (or above it) instead of on a page of their own:
+# unreadable or invalid input (400, 422), the federation's state (409), the SuperLink down (503).
+FORM_REFUSALS = (400, 409, 422, 503)
 
 
 def _templates() -> Jinja2Templates:
@@ -220,7 +223,7 @@ def create_dashboard(api_app: FastAPI) -> FastAPI:
             try:
                 await api.post("/sites", {"site_id": site_id.strip(), "public_key": public_key.strip()})
             except PageRefused as exc:
-                if exc.status_code not in (400, 409, 422, 503):
+                if exc.status_code not in FORM_REFUSALS:
                     raise
                 values = {"site_id": site_id, "public_key": public_key}
                 errors = _field_errors(exc.detail)
@@ -267,7 +270,7 @@ def create_dashboard(api_app: FastAPI) -> FastAPI:
             try:
                 report = await api.post("/rounds", body)
             except PageRefused as exc:
-                if exc.status_code not in (400, 409, 422, 503):
+                if exc.status_code not in FORM_REFUSALS:
                     raise
                 errors = _field_errors(exc.detail)
                 values["sites"] = [str(s) for s in form.getlist("sites")]  # type: ignore[assignment]
